@@ -1,0 +1,1 @@
+"""The pure-NumPy reference backend (``memory://``): exact, in-process, not persistent."""

@@ -1,0 +1,1 @@
+"""The PostgreSQL backend (``postgresql://...``): psycopg 3 + psycopg-pool, pgvector or ruvector."""

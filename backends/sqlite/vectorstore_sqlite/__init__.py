@@ -1,0 +1,1 @@
+"""The SQLite backend (``sqlite:///path.db``): aiosqlite + sqlite-vec, WAL, one writer."""

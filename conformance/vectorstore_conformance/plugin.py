@@ -1,0 +1,105 @@
+"""pytest plugin of the conformance suite (loaded through the ``pytest11`` entry point).
+
+It only adds options and fixtures; tests run when you ask for them::
+
+    pytest --pyargs vectorstore_conformance                       # every installed backend
+    pytest --pyargs vectorstore_conformance --vectorstore-backend=sqlite
+    pytest --pyargs vectorstore_conformance --vectorstore-url=postgresql://me@db/test
+
+A third-party backend subclasses :class:`vectorstore_conformance.ConformanceSuite`
+and overrides the ``store_url`` fixture (see the README).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+
+# Must run before the suite's modules are imported, or failures print no detail.
+pytest.register_assert_rewrite("vectorstore_conformance.suite", "vectorstore_conformance.helpers")
+
+import vectorstore  # noqa: E402
+from vectorstore import registry  # noqa: E402
+from vectorstore.config import resolve  # noqa: E402
+
+
+@attrs.frozen
+class Target:
+    """A backend under test: the backend's name and the URL the tester gave, if any."""
+
+    backend: str
+    base_url: str | None = None
+
+    def __str__(self) -> str:
+        return self.backend if self.base_url is None else f"{self.backend}:{_redact(self.base_url)}"
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return scheme + sep + rest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("vectorstore", "vectorstore conformance suite")
+    group.addoption("--vectorstore-url", action="append", default=[], metavar="URL",
+                    help="run the conformance suite against this store URL (repeatable)")
+    group.addoption("--vectorstore-backend", action="append", default=[], metavar="NAME",
+                    help="run the conformance suite against this installed backend, on a throwaway store "
+                         "(repeatable; default: every installed backend)")
+
+
+def targets(config: pytest.Config) -> list[Target]:
+    urls: list[str] = config.getoption("--vectorstore-url")
+    names: list[str] = config.getoption("--vectorstore-backend")
+    installed = registry.backends()
+    out = []
+    for url in urls:
+        out.append(Target(registry.backend_for_scheme(resolve(url).scheme).name, url))
+    for name in names:
+        if name not in installed:
+            raise pytest.UsageError(f"--vectorstore-backend={name}: no such backend; installed: {', '.join(installed)}")
+        out.append(Target(name))
+    if not out:
+        out = [Target(name) for name in sorted(installed)]
+    return out
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "vectorstore_target" in metafunc.fixturenames:
+        found = targets(metafunc.config)
+        metafunc.parametrize("vectorstore_target", found, ids=[str(t) for t in found], scope="session")
+
+
+@pytest.fixture
+def store_url(vectorstore_target: Target, tmp_path: Path) -> str:
+    """URL of a new, empty store for one test. Override this fixture to test your own backend."""
+    spec = registry.backends()[vectorstore_target.backend]
+    if spec.test_url is not None:
+        return spec.test_url(vectorstore_target.base_url, tmp_path)
+    if vectorstore_target.base_url is None:
+        pytest.fail(f"backend {spec.name!r} has no test_url in its BackendSpec; pass --vectorstore-url=URL")
+    return vectorstore_target.base_url
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[vectorstore.Store]:
+    """An open, empty sync store; every collection is dropped afterwards."""
+    opened = vectorstore.connect(store_url)
+    try:
+        leftover = [c.name for c in opened.list_collections()]
+        assert not leftover, (
+            f"the store at {_redact(store_url)} is not empty (collections: {leftover}); the suite needs an "
+            "empty store per test: make store_url return a fresh database, schema or file"
+        )
+        yield opened
+    finally:
+        try:
+            for spec in opened.list_collections():
+                opened.drop_collection(spec.name)
+        finally:
+            opened.close()

@@ -1,0 +1,49 @@
+"""vectorstore: one vector-store API over SQLite, PostgreSQL (pgvector / ruvector) and memory.
+
+Async::
+
+    store = await vectorstore.open_store("sqlite:///./data/app.db")
+    movies = await store.create_collection("movies", dim=384, fields={"year": "int"})
+
+Sync (same method names)::
+
+    store = vectorstore.connect("postgresql://app@db/app")
+"""
+
+from vectorstore.errors import (
+    BackendUnavailable,
+    CollectionExists,
+    CollectionNotFound,
+    ConfigError,
+    DimensionMismatch,
+    DuplicateId,
+    ExtensionMissing,
+    InvalidFilter,
+    InvalidInput,
+    InvalidName,
+    InvalidRecord,
+    InvalidSchema,
+    InvalidVector,
+    NotSupported,
+    TransactionError,
+    UnknownBackend,
+    VectorStoreError,
+)
+from vectorstore.filters import And, Comparison, MatchAll, Not, Op, Or
+from vectorstore.hookspecs import hookimpl
+from vectorstore.records import Hit, Record
+from vectorstore.schema import HNSW, CollectionSpec, FieldType, IdType, Metric
+from vectorstore.spi import BackendSpec, Capabilities, Check, Health
+from vectorstore.store import AsyncCollection, AsyncStore, open_store
+from vectorstore.sync import Collection, Store, connect
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "HNSW", "And", "AsyncCollection", "AsyncStore", "BackendSpec", "BackendUnavailable", "Capabilities",
+    "Check", "Collection", "CollectionExists", "CollectionNotFound", "CollectionSpec", "Comparison",
+    "ConfigError", "DimensionMismatch", "DuplicateId", "ExtensionMissing", "FieldType", "Health", "Hit",
+    "IdType", "InvalidFilter", "InvalidInput", "InvalidName", "InvalidRecord", "InvalidSchema",
+    "InvalidVector", "MatchAll", "Metric", "Not", "NotSupported", "Op", "Or", "Record", "Store",
+    "TransactionError", "UnknownBackend", "VectorStoreError", "connect", "hookimpl", "open_store",
+]

@@ -1,0 +1,138 @@
+"""Where the store lives: a URL plus options, from arguments or the environment.
+
+Resolution order when no URL is given:
+
+1. ``VECTORSTORE_URL``;
+2. the product spec's ``DB_HOST``, ``DB_PORT``, ``DB_NAME``, ``DB_USER``, ``DB_PASSWORD``,
+   ``DB_SSL``, ``DB_POOL_MIN``, ``DB_POOL_MAX``, ``DB_CONNECTION_TIMEOUT``,
+   ``DB_QUERY_TIMEOUT`` (used when ``DB_HOST`` or ``DB_NAME`` is set) — a PostgreSQL URL;
+3. ``sqlite:///./data/vectorstore.db``.
+
+Durations in ``DB_*`` variables are milliseconds when bare (``10000``), as in the
+product spec; anywhere a duration is accepted, a unit may be given (``10s``,
+``500ms``, ``2m``). Options given as keyword arguments override URL query
+parameters.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from vectorstore.errors import ConfigError
+
+DEFAULT_URL = "sqlite:///./data/vectorstore.db"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: object, bare_unit: str = "s", name: str = "duration") -> float:
+    """Seconds from ``10``, ``"10s"``, ``"500ms"``...; bare numbers are in ``bare_unit``."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{name} must be a duration such as 10s or 500ms, got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value) * _UNIT_SECONDS[bare_unit]
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ConfigError(f"{name} must be a duration such as 10s or 500ms, got {value!r}")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or bare_unit).lower()]
+    if seconds < 0:
+        raise ConfigError(f"{name} must not be negative, got {value!r}")
+    return seconds
+
+
+def parse_bool(value: object, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on", "require"):
+        return True
+    if text in ("0", "false", "no", "off", "disable", ""):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+def parse_int(value: object, name: str, low: int = 0, high: int = 2**31) -> int:
+    try:
+        number = int(str(value).strip()) if not isinstance(value, int) or isinstance(value, bool) else value
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(f"{name} must be from {low} to {high}, got {number}")
+    return number
+
+
+@attrs.frozen(slots=True)
+class StoreConfig:
+    """A parsed store URL: ``scheme``, the URL without vectorstore's own options, and options."""
+
+    url: str
+    scheme: str
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def parts(self) -> urllib.parse.SplitResult:
+        return urllib.parse.urlsplit(self.url)
+
+    def take(self, known: Mapping[str, Any]) -> dict[str, Any]:
+        """Return ``known`` defaults overridden by options; unknown options are an error."""
+        unknown = sorted(set(self.options) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"unknown option(s) {', '.join(unknown)} for {self.scheme}:// stores; "
+                f"known options: {', '.join(sorted(known))}"
+            )
+        return {**known, **self.options}
+
+
+def env_url(environ: Mapping[str, str] | None = None) -> tuple[str, dict[str, Any]]:
+    """The URL (and options) the environment asks for, per the resolution order above."""
+    env = os.environ if environ is None else environ
+    if env.get("VECTORSTORE_URL"):
+        return env["VECTORSTORE_URL"], {}
+    if env.get("DB_HOST") or env.get("DB_NAME"):
+        user = urllib.parse.quote(env.get("DB_USER", "postgres"), safe="")
+        password = env.get("DB_PASSWORD")
+        auth = user + (":" + urllib.parse.quote(password, safe="") if password else "")
+        host = env.get("DB_HOST", "localhost")
+        port = parse_int(env.get("DB_PORT", "5432"), "DB_PORT", 1, 65535)
+        name = urllib.parse.quote(env.get("DB_NAME", "postgres"), safe="")
+        url = f"postgresql://{auth}@{host}:{port}/{name}"
+        options: dict[str, Any] = {}
+        if "DB_SSL" in env:
+            options["sslmode"] = "require" if parse_bool(env["DB_SSL"], "DB_SSL") else "disable"
+        if "DB_POOL_MIN" in env:
+            options["pool_min"] = parse_int(env["DB_POOL_MIN"], "DB_POOL_MIN", 0, 1000)
+        if "DB_POOL_MAX" in env:
+            options["pool_max"] = parse_int(env["DB_POOL_MAX"], "DB_POOL_MAX", 1, 1000)
+        if "DB_CONNECTION_TIMEOUT" in env:
+            options["connect_timeout"] = parse_duration(env["DB_CONNECTION_TIMEOUT"], "ms", "DB_CONNECTION_TIMEOUT")
+        if "DB_QUERY_TIMEOUT" in env:
+            options["statement_timeout"] = parse_duration(env["DB_QUERY_TIMEOUT"], "ms", "DB_QUERY_TIMEOUT")
+        return url, options
+    return DEFAULT_URL, {}
+
+
+def resolve(url: str | None = None, options: Mapping[str, Any] | None = None,
+            environ: Mapping[str, str] | None = None) -> StoreConfig:
+    """Build a :class:`StoreConfig` from a URL (or the environment) and keyword options."""
+    merged: dict[str, Any] = {}
+    if url is None:
+        url, merged = env_url(environ)
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigError(
+            f"store URL {url!r} has no scheme; use sqlite:///path.db, postgresql://user@host/db or memory://"
+        )
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "postgres":
+        scheme = "postgresql"
+    merged.update(options or {})
+    return StoreConfig(url=url, scheme=scheme, options=merged)

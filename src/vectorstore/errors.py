@@ -1,0 +1,88 @@
+"""Typed exceptions. Every message says what was wrong and what to do about it.
+
+All errors derive from :class:`VectorStoreError`, so ``except VectorStoreError``
+catches everything this library raises on purpose.
+"""
+
+from __future__ import annotations
+
+
+class VectorStoreError(Exception):
+    """Base class of every error raised by vectorstore."""
+
+
+# -- bad input (nothing is written when one of these is raised) ------------------
+
+
+class InvalidInput(VectorStoreError, ValueError):
+    """A value passed by the caller is not acceptable."""
+
+
+class InvalidName(InvalidInput):
+    """A collection or field name is not a valid identifier."""
+
+
+class InvalidVector(InvalidInput):
+    """A vector is empty, non-numeric, or holds NaN / infinity."""
+
+
+class DimensionMismatch(InvalidVector):
+    """A vector's length differs from the collection's dimension."""
+
+
+class InvalidRecord(InvalidInput):
+    """A record's id, fields or metadata are not acceptable."""
+
+
+class InvalidFilter(InvalidInput):
+    """A filter names an unknown field or operator, or has a value of the wrong type."""
+
+
+class InvalidSchema(InvalidInput):
+    """A collection definition (metric, field type, index parameters) is not acceptable."""
+
+
+class DuplicateId(InvalidRecord):
+    """An id appears twice in one batch, or ``insert`` met an id that already exists."""
+
+    def __init__(self, message: str, ids: list[object] | None = None) -> None:
+        super().__init__(message)
+        self.ids = list(ids or [])
+
+
+# -- state ---------------------------------------------------------------------
+
+
+class CollectionNotFound(VectorStoreError, LookupError):
+    """The named collection does not exist."""
+
+
+class CollectionExists(VectorStoreError):
+    """A collection of that name already exists with a different definition."""
+
+
+class TransactionError(VectorStoreError):
+    """A transaction was misused (for example closed twice)."""
+
+
+# -- environment ---------------------------------------------------------------
+
+
+class ConfigError(VectorStoreError):
+    """The store URL or environment configuration is not usable."""
+
+
+class UnknownBackend(ConfigError):
+    """No installed backend plugin handles the URL's scheme."""
+
+
+class BackendUnavailable(VectorStoreError):
+    """The database could not be reached, or stopped answering in time."""
+
+
+class ExtensionMissing(BackendUnavailable):
+    """The database lacks the vector extension this backend needs."""
+
+
+class NotSupported(VectorStoreError):
+    """The backend does not declare the capability this call needs."""

@@ -1,0 +1,284 @@
+"""The filter language: one typed tree, parsed once, evaluated or compiled per backend.
+
+Dict form (MongoDB-like)::
+
+    {"genre": "drama"}                                   # equality
+    {"vote_average": {"$gte": 7}, "adult": False}        # implicit $and
+    {"$or": [{"year": {"$lt": 1990}}, {"tags": {"$overlap": ["noir"]}}]}
+
+NULL semantics (decided here, pinned by the conformance suite's filter cases,
+``contracts/filters.toml``). A field that is missing from a record is NULL.
+Every condition is two-valued: it is either true or false for a record, never
+unknown, so ``$not`` is always the exact complement.
+
+======================  =============================================================
+``$eq`` v               equal; NULL never equals a value. ``$eq: None`` means "is NULL"
+``$ne`` v               not equal; NULL *is* "not equal" to a value (IS DISTINCT FROM).
+                        ``$ne: None`` means "is not NULL"
+``$gt $gte $lt $lte``   comparison; NULL never matches
+``$between`` [lo, hi]   ``lo <= x <= hi``, both ends inclusive; NULL never matches
+``$in`` [v, ...]        equal to one of the values; NULL never matches; [] matches nothing
+``$nin`` [v, ...]       equal to none of the values; NULL matches; [] matches everything
+``$exists`` bool        the field is (not) NULL
+``$overlap`` [v, ...]   array fields: shares at least one element; NULL never matches
+``$contains`` [v, ...]  array fields: holds every listed element; NULL never matches
+``$and $or $not``       combinators; ``$and``/``$or`` need at least one condition
+======================  =============================================================
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from typing import Any, Union
+
+import attrs
+
+from vectorstore.errors import InvalidFilter, InvalidRecord
+from vectorstore.records import coerce_field
+from vectorstore.schema import CollectionSpec, FieldType
+
+
+class Op(str, enum.Enum):
+    EQ = "$eq"
+    NE = "$ne"
+    GT = "$gt"
+    GTE = "$gte"
+    LT = "$lt"
+    LTE = "$lte"
+    IN = "$in"
+    NIN = "$nin"
+    BETWEEN = "$between"
+    EXISTS = "$exists"
+    OVERLAP = "$overlap"
+    CONTAINS = "$contains"
+
+
+ORDERING_OPS = frozenset({Op.GT, Op.GTE, Op.LT, Op.LTE, Op.BETWEEN})
+EQUALITY_OPS = frozenset({Op.EQ, Op.NE, Op.IN, Op.NIN})
+ARRAY_OPS = frozenset({Op.OVERLAP, Op.CONTAINS})
+
+
+@attrs.frozen(slots=True)
+class Comparison:
+    """``field <op> value``; ``value`` is already normalised to the field's type."""
+
+    field: str
+    op: Op
+    value: Any = None
+
+
+@attrs.frozen(slots=True)
+class And:
+    children: tuple[Filter, ...]
+
+
+@attrs.frozen(slots=True)
+class Or:
+    children: tuple[Filter, ...]
+
+
+@attrs.frozen(slots=True)
+class Not:
+    child: Filter
+
+
+@attrs.frozen(slots=True)
+class MatchAll:
+    """The empty filter: every record matches."""
+
+
+Filter = Union[Comparison, And, Or, Not, MatchAll]
+
+COMBINATORS = ("$and", "$or", "$not")
+
+
+def parse_filter(where: object, spec: CollectionSpec) -> Filter:
+    """Parse and validate ``where`` (a dict or a typed tree) against ``spec``."""
+    if where is None:
+        return MatchAll()
+    if isinstance(where, (Comparison, And, Or, Not, MatchAll)):
+        return _revalidate(where, spec)
+    if not isinstance(where, Mapping):
+        raise InvalidFilter(f"a filter must be a dict such as {{'year': {{'$gte': 2000}}}}, got {where!r}")
+    return _parse_mapping(where, spec, "where")
+
+
+def _parse_mapping(where: Mapping[Any, Any], spec: CollectionSpec, path: str) -> Filter:
+    parts: list[Filter] = []
+    for key, value in where.items():
+        if not isinstance(key, str):
+            raise InvalidFilter(f"{path}: filter keys must be strings, got {key!r}")
+        if key == "$and" or key == "$or":
+            parts.append(_parse_list(key, value, spec, f"{path}.{key}"))
+        elif key == "$not":
+            if not isinstance(value, Mapping):
+                raise InvalidFilter(f"{path}.$not takes a filter dict, got {value!r}")
+            parts.append(Not(_parse_mapping(value, spec, f"{path}.$not")))
+        elif key.startswith("$"):
+            raise InvalidFilter(
+                f"{path}: unknown operator {key!r} at the top level; use a field name, or one of "
+                f"{', '.join(COMBINATORS)}"
+            )
+        else:
+            parts.extend(_parse_field(key, value, spec, f"{path}.{key}"))
+    if not parts:
+        return MatchAll()
+    return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+
+def _parse_list(key: str, value: object, spec: CollectionSpec, path: str) -> Filter:
+    if isinstance(value, Mapping) or isinstance(value, str) or not isinstance(value, Sequence):
+        raise InvalidFilter(f"{path} takes a list of filter dicts, got {value!r}")
+    if not value:
+        raise InvalidFilter(f"{path} needs at least one condition; an empty {key} is ambiguous")
+    children = []
+    for i, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            raise InvalidFilter(f"{path}[{i}] must be a filter dict, got {item!r}")
+        children.append(_parse_mapping(item, spec, f"{path}[{i}]"))
+    return And(tuple(children)) if key == "$and" else Or(tuple(children))
+
+
+def _field_type(name: str, spec: CollectionSpec, path: str) -> FieldType:
+    kind = spec.fields.get(name)
+    if kind is None:
+        known = ", ".join(spec.fields) or "(none declared)"
+        raise InvalidFilter(
+            f"{path}: unknown field {name!r}; collection {spec.name!r} has the filterable fields: {known}"
+        )
+    return kind
+
+
+def _parse_field(name: str, value: object, spec: CollectionSpec, path: str) -> list[Filter]:
+    kind = _field_type(name, spec, path)
+    if isinstance(value, Mapping) and any(isinstance(k, str) and k.startswith("$") for k in value):
+        out: list[Filter] = []
+        for op_name, operand in value.items():
+            try:
+                op = Op(op_name)
+            except ValueError:
+                raise InvalidFilter(
+                    f"{path}: unknown operator {op_name!r}; use one of {', '.join(o.value for o in Op)}"
+                ) from None
+            out.append(make_comparison(name, kind, op, operand, f"{path}.{op_name}"))
+        return out
+    return [make_comparison(name, kind, Op.EQ, value, path)]
+
+
+def make_comparison(name: str, kind: FieldType, op: Op, operand: object, path: str) -> Comparison:
+    """Check that ``op`` applies to ``kind`` and normalise the operand."""
+    if op is Op.EXISTS:
+        if not isinstance(operand, bool):
+            raise InvalidFilter(f"{path} takes true or false, got {operand!r}")
+        return Comparison(name, op, operand)
+    if kind is FieldType.JSON:
+        raise InvalidFilter(f"{path}: json field {name!r} supports only $exists; declare a typed field to filter on it")
+    if kind.is_array:
+        if op not in ARRAY_OPS:
+            raise InvalidFilter(
+                f"{path}: {op.value} does not apply to the array field {name!r}; use $overlap (any of) "
+                "or $contains (all of)"
+            )
+        items = operand if isinstance(operand, (list, tuple)) else [operand]
+        element = FieldType.INT if kind is FieldType.INT_ARRAY else FieldType.TEXT
+        return Comparison(name, op, tuple(_value(name, element, v, f"{path}[{i}]") for i, v in enumerate(items)))
+    if op in ARRAY_OPS:
+        raise InvalidFilter(f"{path}: {op.value} applies only to int[] and text[] fields; {name!r} is {kind.value}")
+    if op in ORDERING_OPS and not kind.is_ordered:
+        raise InvalidFilter(f"{path}: {op.value} does not apply to the {kind.value} field {name!r}; use $eq or $in")
+    if op is Op.BETWEEN:
+        if not isinstance(operand, (list, tuple)) or len(operand) != 2:
+            raise InvalidFilter(f"{path} takes [low, high], got {operand!r}")
+        low = _value(name, kind, operand[0], f"{path}[0]")
+        high = _value(name, kind, operand[1], f"{path}[1]")
+        return Comparison(name, op, (low, high))
+    if op in (Op.IN, Op.NIN):
+        if isinstance(operand, (str, bytes, Mapping)) or not isinstance(operand, (list, tuple, set, frozenset)):
+            raise InvalidFilter(f"{path} takes a list of values, got {operand!r}")
+        values = []
+        for i, v in enumerate(operand):
+            if v is None:
+                raise InvalidFilter(
+                    f"{path}[{i}] is None; to match missing values use {{'$exists': false}} or {{'$eq': None}}"
+                )
+            values.append(_value(name, kind, v, f"{path}[{i}]"))
+        return Comparison(name, op, tuple(values))
+    if operand is None:
+        if op in (Op.EQ, Op.NE):
+            return Comparison(name, op, None)
+        raise InvalidFilter(f"{path}: {op.value} cannot compare with None; use $exists")
+    if isinstance(operand, (list, tuple)) and op is Op.EQ:
+        raise InvalidFilter(f"{path}: a list is not a {kind.value} value; to match any of several values use $in")
+    return Comparison(name, op, _value(name, kind, operand, path))
+
+
+def _value(name: str, kind: FieldType, value: object, path: str) -> Any:
+    if value is None:
+        raise InvalidFilter(f"{path}: None is not a value here; use $exists to match missing values")
+    try:
+        return coerce_field(name, kind, value, path)
+    except InvalidRecord as exc:
+        raise InvalidFilter(str(exc)) from None
+
+
+def _revalidate(node: Filter, spec: CollectionSpec) -> Filter:
+    """A typed tree built by the caller is checked like a dict filter."""
+    if isinstance(node, MatchAll):
+        return node
+    if isinstance(node, Comparison):
+        kind = _field_type(node.field, spec, "where")
+        operand: object = node.value
+        if node.op in (Op.IN, Op.NIN, Op.BETWEEN, *ARRAY_OPS) and isinstance(operand, tuple):
+            operand = list(operand)
+        return make_comparison(node.field, kind, Op(node.op), operand, f"where.{node.field}")
+    if isinstance(node, Not):
+        return Not(_revalidate(node.child, spec))
+    if not node.children:
+        raise InvalidFilter("$and/$or need at least one condition")
+    children = tuple(_revalidate(c, spec) for c in node.children)
+    return And(children) if isinstance(node, And) else Or(children)
+
+
+# -- the reference evaluator ---------------------------------------------------
+
+
+def matches(node: Filter, fields: Mapping[str, Any]) -> bool:
+    """Evaluate a parsed filter against one record's fields (the reference semantics)."""
+    if isinstance(node, MatchAll):
+        return True
+    if isinstance(node, And):
+        return all(matches(c, fields) for c in node.children)
+    if isinstance(node, Or):
+        return any(matches(c, fields) for c in node.children)
+    if isinstance(node, Not):
+        return not matches(node.child, fields)
+    value = fields.get(node.field)
+    op, operand = node.op, node.value
+    if op is Op.EXISTS:
+        return (value is not None) is operand
+    if op is Op.EQ:
+        return value is None if operand is None else (value is not None and value == operand)
+    if op is Op.NE:
+        return value is not None if operand is None else (value is None or value != operand)
+    if op is Op.NIN:
+        return value is None or value not in operand
+    if value is None:
+        return False
+    if op is Op.IN:
+        return value in operand
+    if op is Op.GT:
+        return bool(value > operand)
+    if op is Op.GTE:
+        return bool(value >= operand)
+    if op is Op.LT:
+        return bool(value < operand)
+    if op is Op.LTE:
+        return bool(value <= operand)
+    if op is Op.BETWEEN:
+        return bool(operand[0] <= value <= operand[1])
+    if op is Op.OVERLAP:
+        return any(v in value for v in operand)
+    if op is Op.CONTAINS:
+        return all(v in value for v in operand)
+    raise AssertionError(f"unhandled operator {op}")  # pragma: no cover

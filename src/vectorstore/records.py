@@ -1,0 +1,399 @@
+"""Records and hits, and the one place where caller input is validated.
+
+:func:`prepare_batch` turns whatever the caller passed (``Record`` objects or
+plain dicts) into a :class:`RecordBatch`: unique ids, a C-contiguous float32
+matrix of finite vectors, fields normalised to their declared types, and
+metadata that survives a JSON round trip. Backends only ever see a batch that
+passed these checks, so a bad record can never leave a batch half-written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import numbers
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Union
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from vectorstore.errors import DimensionMismatch, DuplicateId, InvalidRecord, InvalidVector
+from vectorstore.schema import CollectionSpec, FieldType, IdType, Metric
+
+RecordId = Union[str, int]
+Vector = npt.NDArray[np.float32]
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_TEXT_ID_LENGTH = 512
+
+
+def _vector_eq(a: object, b: object) -> bool:
+    if a is None or b is None:
+        return a is b
+    return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+
+
+@attrs.frozen(slots=True)
+class Record:
+    """A record: ``(id, vector, fields, metadata)``.
+
+    ``id`` may be ``None`` on write for collections with text ids; a UUID is then
+    generated. Records read back carry ``vector`` as a float32 NumPy array.
+    """
+
+    id: RecordId | None
+    vector: Any = attrs.field(eq=attrs.cmp_using(eq=_vector_eq), repr=False)
+    fields: Mapping[str, Any] = attrs.field(factory=dict)
+    metadata: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(slots=True)
+class Hit:
+    """One search result. Hits come nearest first; ties are ordered by id."""
+
+    id: RecordId
+    distance: float
+    similarity: float
+    fields: Mapping[str, Any] = attrs.field(factory=dict)
+    metadata: Mapping[str, Any] = attrs.field(factory=dict)
+    vector: Any = attrs.field(default=None, eq=attrs.cmp_using(eq=_vector_eq), repr=False)
+
+
+@attrs.frozen(slots=True)
+class RecordBatch:
+    """A validated batch, ready for a backend to write."""
+
+    spec: CollectionSpec
+    ids: list[RecordId]
+    vectors: Vector  # shape (n, dim), float32, C-contiguous, finite
+    fields: list[dict[str, Any]]  # every declared field present; None means missing
+    metadata: list[dict[str, Any]]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def metadata_json(self) -> list[str]:
+        return [dump_json(m) for m in self.metadata]
+
+    def norms(self) -> npt.NDArray[np.float64]:
+        return np.linalg.norm(self.vectors.astype(np.float64), axis=1)
+
+
+def dump_json(value: Any) -> str:
+    """Canonical JSON text used by every backend (sorted keys, no NaN)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False,
+                      ensure_ascii=False)
+
+
+# -- ids -----------------------------------------------------------------------
+
+
+def check_id(value: object, id_type: IdType, where: str = "record") -> RecordId:
+    """Validate one id for a collection with ``id_type`` ids."""
+    if id_type is IdType.TEXT:
+        if not isinstance(value, str):
+            raise InvalidRecord(
+                f"{where}: id {value!r} is a {type(value).__name__}, but this collection has text ids; "
+                "pass ids as str (or create the collection with id_type='int')"
+            )
+        if not value or len(value) > MAX_TEXT_ID_LENGTH:
+            raise InvalidRecord(f"{where}: text ids must be 1 to {MAX_TEXT_ID_LENGTH} characters, got {value!r}")
+        _check_text(value, f"{where}: id")
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidRecord(
+            f"{where}: id {value!r} is a {type(value).__name__}, but this collection has int ids; pass int ids"
+        )
+    ivalue = int(value)
+    if not INT64_MIN <= ivalue <= INT64_MAX:
+        raise InvalidRecord(f"{where}: id {ivalue} does not fit in a signed 64-bit integer")
+    return ivalue
+
+
+def check_ids(values: Iterable[object], spec: CollectionSpec) -> list[RecordId]:
+    if isinstance(values, (str, bytes, int)):
+        raise InvalidRecord(f"ids must be a list of ids, got a single {type(values).__name__}; wrap it in a list")
+    return [check_id(v, spec.id_type, f"{spec.name}: ids[{i}]") for i, v in enumerate(values)]
+
+
+def _check_text(value: str, where: str) -> None:
+    if "\x00" in value:
+        raise InvalidRecord(f"{where} contains a NUL character (U+0000), which PostgreSQL cannot store; remove it")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRecord(
+            f"{where} contains a lone surrogate and is not valid Unicode text; fix the string's encoding"
+        ) from None
+
+
+# -- vectors -------------------------------------------------------------------
+
+
+def coerce_vector(value: object, dim: int, metric: Metric, where: str = "vector") -> Vector:
+    """Validate one vector; return it as float32."""
+    return coerce_vectors([value], dim, metric, [where])[0]
+
+
+def coerce_vectors(values: Sequence[object], dim: int, metric: Metric,
+                   labels: Sequence[str] | None = None) -> Vector:
+    """Validate vectors and return them as one ``(n, dim)`` float32 matrix.
+
+    Rejects empty, ragged, non-numeric (including bool and strings), NaN,
+    infinite (also after rounding to float32) and, for cosine, all-zero vectors.
+    """
+    n = len(values)
+    if n == 0:
+        return np.empty((0, dim), dtype=np.float32)
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError):
+        arr = None
+    if arr is None or arr.ndim != 2 or arr.dtype.kind not in "iuf" or arr.shape[1] != dim:
+        # Slow path only to name the culprit precisely.
+        for i, v in enumerate(values):
+            _check_one_vector(v, dim, labels[i] if labels else f"vectors[{i}]")
+        raise InvalidVector("vectors could not be read as one numeric matrix")  # pragma: no cover
+    wide = arr.astype(np.float64, copy=False)
+    out = np.ascontiguousarray(wide, dtype=np.float32)
+    bad = ~np.isfinite(out).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        label = labels[i] if labels else f"vectors[{i}]"
+        raise InvalidVector(
+            f"{label} holds NaN or infinity (or a value too large for float32); every element must be finite"
+        )
+    if metric is Metric.COSINE:
+        zero = ~out.any(axis=1)
+        if zero.any():
+            i = int(np.argmax(zero))
+            label = labels[i] if labels else f"vectors[{i}]"
+            raise InvalidVector(
+                f"{label} is all zeros, which has no direction under the cosine metric; "
+                "store a non-zero vector or use metric='l2' / 'inner_product'"
+            )
+    return out
+
+
+def _check_one_vector(value: object, dim: int, label: str) -> None:
+    if isinstance(value, (str, bytes)) or value is None:
+        raise InvalidVector(f"{label} must be a sequence of numbers, got {type(value).__name__}")
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise InvalidVector(f"{label} is not a flat sequence of numbers ({exc})") from None
+    if arr.ndim != 1:
+        raise InvalidVector(f"{label} must be one-dimensional, got shape {arr.shape}")
+    if arr.size == 0:
+        raise InvalidVector(f"{label} is empty; vectors need {dim} numbers")
+    if arr.dtype.kind not in "iuf":
+        raise InvalidVector(
+            f"{label} must hold only numbers (int or float), got elements of type {arr.dtype} "
+            f"(first element {arr.flat[0]!r})"
+        )
+    if arr.shape[0] != dim:
+        raise DimensionMismatch(f"{label} has {arr.shape[0]} dimensions, but the collection expects {dim}")
+
+
+# -- fields and metadata -------------------------------------------------------
+
+
+def coerce_field(name: str, kind: FieldType, value: object, where: str) -> Any:
+    """Normalise one field value to its declared type; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    label = f"{where}: field {name!r} ({kind.value})"
+    if kind is FieldType.TEXT:
+        if not isinstance(value, str):
+            raise InvalidRecord(f"{label} must be str, got {type(value).__name__} {value!r}")
+        _check_text(value, label)
+        return value
+    if kind is FieldType.INT:
+        return _coerce_int(value, label)
+    if kind is FieldType.FLOAT:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise InvalidRecord(f"{label} must be a number, got {type(value).__name__} {value!r}")
+        fvalue = float(value)
+        if not math.isfinite(fvalue):
+            raise InvalidRecord(f"{label} must be finite, got {value!r}")
+        return fvalue
+    if kind is FieldType.BOOL:
+        if not isinstance(value, (bool, np.bool_)):
+            raise InvalidRecord(f"{label} must be True or False, got {type(value).__name__} {value!r}")
+        return bool(value)
+    if kind is FieldType.DATE:
+        return coerce_date(value, label)
+    if kind is FieldType.TIMESTAMP:
+        return coerce_timestamp(value, label)
+    if kind is FieldType.JSON:
+        _check_json(value, label)
+        return json.loads(dump_json(value))
+    # arrays
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (Sequence, np.ndarray)):
+        raise InvalidRecord(f"{label} must be a list, got {type(value).__name__} {value!r}")
+    items = list(value)
+    if kind is FieldType.INT_ARRAY:
+        return [_coerce_int(v, f"{label}[{i}]") for i, v in enumerate(items)]
+    out: list[str] = []
+    for i, v in enumerate(items):
+        if not isinstance(v, str):
+            raise InvalidRecord(f"{label}[{i}] must be str, got {type(v).__name__} {v!r}")
+        _check_text(v, f"{label}[{i}]")
+        out.append(v)
+    return out
+
+
+def _coerce_int(value: object, label: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidRecord(f"{label} must be an int, got {type(value).__name__} {value!r}")
+    ivalue = int(value)
+    if not INT64_MIN <= ivalue <= INT64_MAX:
+        raise InvalidRecord(f"{label} = {ivalue} does not fit in a signed 64-bit integer")
+    return ivalue
+
+
+def coerce_date(value: object, label: str) -> dt.date:
+    if isinstance(value, dt.datetime):
+        raise InvalidRecord(f"{label} must be a date, got a datetime {value!r}; pass value.date()")
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise InvalidRecord(f"{label} must be a datetime.date or an ISO date string 'YYYY-MM-DD', got {value!r}")
+
+
+def coerce_timestamp(value: object, label: str) -> dt.datetime:
+    """Timestamps are stored in UTC with microsecond precision; naive values are taken as UTC."""
+    parsed: dt.datetime | None = None
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+    if parsed is None:
+        raise InvalidRecord(f"{label} must be a datetime.datetime or an ISO 8601 string, got {value!r}")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed.astimezone(dt.timezone.utc)
+
+
+def _check_json(value: Any, label: str, depth: int = 0) -> None:
+    if depth > 64:
+        raise InvalidRecord(f"{label} is nested more than 64 levels deep")
+    if value is None or isinstance(value, (bool, int)):
+        if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+            raise InvalidRecord(f"{label} holds the integer {value}, which does not fit in 64 bits")
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidRecord(f"{label} holds {value!r}; JSON cannot represent NaN or infinity")
+        return
+    if isinstance(value, str):
+        _check_text(value, label)
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidRecord(f"{label} has the key {key!r}; JSON object keys must be str")
+            _check_text(key, f"{label} key {key!r}")
+            _check_json(item, f"{label}[{key!r}]", depth + 1)
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_json(item, f"{label}[{i}]", depth + 1)
+        return
+    raise InvalidRecord(f"{label} holds a {type(value).__name__} ({value!r}), which is not JSON")
+
+
+def coerce_metadata(value: object, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidRecord(f"{where}: metadata must be a dict, got {type(value).__name__}")
+    _check_json(value, f"{where}: metadata")
+    result: dict[str, Any] = json.loads(dump_json(value))
+    return result
+
+
+# -- batches -------------------------------------------------------------------
+
+
+def _unpack(item: object, index: int) -> tuple[object, object, object, object]:
+    if isinstance(item, Record):
+        return item.id, item.vector, item.fields, item.metadata
+    if isinstance(item, Mapping):
+        unknown = set(item) - {"id", "vector", "fields", "metadata"}
+        if unknown:
+            raise InvalidRecord(
+                f"records[{index}] has unknown keys {sorted(unknown)}; a record dict has the keys "
+                "'id', 'vector', 'fields' and 'metadata'"
+            )
+        if "vector" not in item:
+            raise InvalidRecord(f"records[{index}] has no 'vector'")
+        return item.get("id"), item["vector"], item.get("fields"), item.get("metadata")
+    raise InvalidRecord(
+        f"records[{index}] is a {type(item).__name__}; pass vectorstore.Record(...) or a dict with "
+        "'id', 'vector', 'fields', 'metadata'"
+    )
+
+
+def prepare_batch(spec: CollectionSpec, records: Iterable[object]) -> RecordBatch:
+    """Validate caller records for ``spec``. Raises before anything is written."""
+    if isinstance(records, (Record, Mapping)):
+        raise InvalidRecord("pass a list of records, not a single record; wrap it in a list")
+    items = list(records)
+    ids: list[RecordId] = []
+    raw_vectors: list[object] = []
+    fields: list[dict[str, Any]] = []
+    metadata: list[dict[str, Any]] = []
+    labels: list[str] = []
+    seen: dict[RecordId, int] = {}
+    dupes: list[RecordId] = []
+    for i, item in enumerate(items):
+        rid, vector, rfields, rmeta = _unpack(item, i)
+        where = f"records[{i}]"
+        if rid is None:
+            if spec.id_type is IdType.INT:
+                raise InvalidRecord(f"{where} has no id; collections with int ids need explicit ids")
+            rid = uuid.uuid4().hex
+        rid = check_id(rid, spec.id_type, where)
+        if rid in seen:
+            dupes.append(rid)
+        seen[rid] = i
+        ids.append(rid)
+        raw_vectors.append(vector)
+        labels.append(f"{where} (id {rid!r}) vector")
+        fields.append(_coerce_fields(spec, rfields, f"{where} (id {rid!r})"))
+        metadata.append(coerce_metadata(rmeta, f"{where} (id {rid!r})"))
+    if dupes:
+        raise DuplicateId(
+            f"ids {sorted(set(dupes), key=str)[:10]!r} appear more than once in this batch; "
+            "each id may appear once per call",
+            ids=dupes,
+        )
+    vectors = coerce_vectors(raw_vectors, spec.dim, spec.metric, labels)
+    return RecordBatch(spec=spec, ids=ids, vectors=vectors, fields=fields, metadata=metadata)
+
+
+def _coerce_fields(spec: CollectionSpec, raw: object, where: str) -> dict[str, Any]:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise InvalidRecord(f"{where}: fields must be a dict, got {type(raw).__name__}")
+    unknown = [k for k in raw if k not in spec.fields]
+    if unknown:
+        known = ", ".join(spec.fields) or "(none)"
+        raise InvalidRecord(
+            f"{where}: unknown field(s) {unknown!r}; collection {spec.name!r} declares: {known}. "
+            "Put free-form data in metadata instead"
+        )
+    return {name: coerce_field(name, kind, raw.get(name), where) for name, kind in spec.fields.items()}

@@ -1,0 +1,149 @@
+"""The backend service-provider interface: what a backend plugin implements.
+
+The core validates every input (names, vectors, fields, filters, ``k``...) before
+calling a backend, so a backend receives a :class:`~vectorstore.records.RecordBatch`
+and a parsed :data:`~vectorstore.filters.Filter` it can trust. The executable
+specification of this interface is the conformance suite
+(``vectorstore_conformance``): a backend is correct when the suite passes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import attrs
+
+from vectorstore.filters import Filter
+from vectorstore.records import Hit, Record, RecordBatch, RecordId, Vector
+from vectorstore.schema import CollectionSpec
+
+if TYPE_CHECKING:
+    from vectorstore.config import StoreConfig
+
+
+@attrs.frozen(slots=True)
+class Capabilities:
+    """What a backend declares it can do. The conformance suite tests both sides:
+    a declared capability must work; an undeclared one must raise
+    :class:`~vectorstore.errors.NotSupported` (where there is a call to refuse).
+
+    - ``persistent``: data survives closing and reopening the store.
+    - ``transactions``: ``store.transaction()`` commits or rolls back atomically.
+    - ``exact_search``: search is exhaustive (recall 1.0); otherwise approximate (HNSW).
+    - ``concurrent_processes``: several processes may open the same store at once.
+    """
+
+    persistent: bool = True
+    transactions: bool = True
+    exact_search: bool = True
+    concurrent_processes: bool = True
+
+
+@attrs.frozen(slots=True)
+class Check:
+    """One line of ``vectorstore doctor``: ``ok`` is True, False (a problem) or None (a warning)."""
+
+    name: str
+    ok: bool | None
+    detail: str
+    fix: str = ""
+
+
+@attrs.frozen(slots=True)
+class Health:
+    ok: bool
+    backend: str
+    latency_ms: float
+    details: dict[str, Any] = attrs.field(factory=dict)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """An open connection to one store. All methods are coroutines unless noted."""
+
+    name: str
+    capabilities: Capabilities
+
+    # catalog
+    async def create_collection(self, spec: CollectionSpec) -> None:
+        """Create the collection; raise CollectionExists if the name is taken."""
+
+    async def get_collection(self, name: str) -> CollectionSpec:
+        """Return the stored definition; raise CollectionNotFound."""
+
+    async def list_collections(self) -> list[CollectionSpec]:
+        """Every collection, sorted by name."""
+
+    async def drop_collection(self, name: str) -> bool:
+        """Drop it with all its records; return False if it did not exist."""
+
+    # records
+    async def upsert(self, spec: CollectionSpec, batch: RecordBatch) -> None:
+        """Insert or replace every record of the batch, all or nothing."""
+
+    async def insert(self, spec: CollectionSpec, batch: RecordBatch) -> None:
+        """Insert every record; raise DuplicateId (naming the ids) if any exists, writing nothing."""
+
+    async def get(self, spec: CollectionSpec, ids: Sequence[RecordId]) -> list[Record]:
+        """Records with these ids, in the order asked, each once; missing ids are left out."""
+
+    async def delete(self, spec: CollectionSpec, ids: Sequence[RecordId] | None, where: Filter | None) -> int:
+        """Delete by ids, or by filter (``MatchAll`` deletes all); return how many were deleted."""
+
+    async def count(self, spec: CollectionSpec, where: Filter) -> int: ...
+
+    async def search(
+        self,
+        spec: CollectionSpec,
+        queries: Vector,
+        k: int,
+        where: Filter,
+        max_distance: float | None,
+        ef_search: int | None,
+        include_vector: bool,
+    ) -> list[list[Hit]]:
+        """For each query row, up to ``k`` hits nearest first, ties by id ascending.
+
+        Only records matching ``where`` and with ``distance <= max_distance`` count; when
+        ``k`` matching records exist, ``k`` hits come back (filtering never starves results).
+        """
+
+    async def page(self, spec: CollectionSpec, after: RecordId | None, limit: int) -> list[Record]:
+        """Up to ``limit`` records with id > ``after``, ordered by id (ints numerically,
+        text by code point)."""
+
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Everything awaited inside commits together or not at all; nests as savepoints."""
+
+    async def health(self) -> Health: ...
+
+    async def doctor(self) -> list[Check]:
+        """Versions, settings and problems, each problem with a fix."""
+
+    async def aclose(self) -> None: ...
+
+
+BackendFactory = Callable[["StoreConfig"], Awaitable[Backend]]
+
+
+@attrs.frozen(slots=True)
+class BackendSpec:
+    """What a plugin returns from ``vectorstore_register_backends``.
+
+    ``factory`` opens a store; it should import the backend's driver lazily.
+    ``test_url`` returns the URL of a new, empty store for the conformance suite:
+    ``test_url(base_url, tmp_path)``, where ``base_url`` is the URL the tester gave
+    (or None) and ``tmp_path`` a fresh directory.
+    """
+
+    name: str
+    schemes: tuple[str, ...]
+    factory: BackendFactory
+    version: str = "0"
+    description: str = ""
+    capabilities: Capabilities = Capabilities()
+    test_url: Callable[[str | None, Path], str] | None = None
+

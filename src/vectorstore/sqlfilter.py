@@ -1,0 +1,95 @@
+"""Compile a parsed filter to a parameterised SQL condition.
+
+Shared by the SQL backends; each supplies a :class:`SqlDialect` for the few
+places SQL engines differ (placeholders, null-safe equality, arrays, how a
+value is sent). Values always travel as parameters; column names come from
+validated field names and are quoted.
+
+Every condition compiles to a two-valued expression (never NULL), matching the
+reference evaluator in :mod:`vectorstore.filters`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from vectorstore.filters import And, Comparison, Filter, MatchAll, Not, Op, Or
+from vectorstore.schema import CollectionSpec, FieldType
+
+_CMP = {Op.GT: ">", Op.GTE: ">=", Op.LT: "<", Op.LTE: "<="}
+
+
+class SqlDialect(Protocol):
+    placeholder: str
+
+    def column(self, field: str) -> str:
+        """The quoted column expression for ``field``."""
+
+    def adapt(self, kind: FieldType, value: Any) -> Any:
+        """The parameter value sent for a scalar of type ``kind``."""
+
+    def null_safe_eq(self, column: str, placeholder: str) -> str:
+        """``column`` equals the parameter, false (not NULL) when column is NULL."""
+
+    def array_overlap(self, column: str, kind: FieldType, values: tuple[Any, ...],
+                      params: list[Any]) -> str:
+        """True when the array column shares an element with ``values`` (column not NULL)."""
+
+    def array_contains(self, column: str, kind: FieldType, values: tuple[Any, ...],
+                       params: list[Any]) -> str:
+        """True when the array column holds every element of ``values`` (column not NULL)."""
+
+
+def compile_filter(node: Filter, spec: CollectionSpec, dialect: SqlDialect) -> tuple[str, list[Any]]:
+    """Return ``(sql, params)``; ``sql`` is ``"TRUE"``-like for the empty filter."""
+    params: list[Any] = []
+    sql = _compile(node, spec, dialect, params)
+    return sql, params
+
+
+def _compile(node: Filter, spec: CollectionSpec, d: SqlDialect, params: list[Any]) -> str:
+    if isinstance(node, MatchAll):
+        return "1=1"
+    if isinstance(node, And):
+        return "(" + " AND ".join(_compile(c, spec, d, params) for c in node.children) + ")"
+    if isinstance(node, Or):
+        return "(" + " OR ".join(_compile(c, spec, d, params) for c in node.children) + ")"
+    if isinstance(node, Not):
+        return "(NOT " + _compile(node.child, spec, d, params) + ")"
+    return _comparison(node, spec.fields[node.field], d, params)
+
+
+def _comparison(node: Comparison, kind: FieldType, d: SqlDialect, params: list[Any]) -> str:
+    col = d.column(node.field)
+    ph = d.placeholder
+    op, value = node.op, node.value
+    if op is Op.EXISTS:
+        return f"({col} IS NOT NULL)" if value else f"({col} IS NULL)"
+    if op is Op.OVERLAP:
+        return d.array_overlap(col, kind, value, params)
+    if op is Op.CONTAINS:
+        return d.array_contains(col, kind, value, params)
+    if op is Op.EQ:
+        if value is None:
+            return f"({col} IS NULL)"
+        params.append(d.adapt(kind, value))
+        return d.null_safe_eq(col, ph)
+    if op is Op.NE:
+        if value is None:
+            return f"({col} IS NOT NULL)"
+        params.append(d.adapt(kind, value))
+        return f"(NOT {d.null_safe_eq(col, ph)})"
+    if op in (Op.IN, Op.NIN):
+        if not value:
+            return "(1=0)" if op is Op.IN else "(1=1)"
+        params.extend(d.adapt(kind, v) for v in value)
+        listed = ", ".join([ph] * len(value))
+        if op is Op.IN:
+            return f"({col} IS NOT NULL AND {col} IN ({listed}))"
+        return f"({col} IS NULL OR {col} NOT IN ({listed}))"
+    if op is Op.BETWEEN:
+        params.append(d.adapt(kind, value[0]))
+        params.append(d.adapt(kind, value[1]))
+        return f"({col} IS NOT NULL AND {col} >= {ph} AND {col} <= {ph})"
+    params.append(d.adapt(kind, value))
+    return f"({col} IS NOT NULL AND {col} {_CMP[op]} {ph})"

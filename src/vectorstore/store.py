@@ -1,0 +1,250 @@
+"""The async API: :func:`open_store`, :class:`AsyncStore`, :class:`AsyncCollection`.
+
+Validation lives here, once, for every backend: names, records, vectors,
+filters, ``k``, thresholds. Backends only see validated input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any
+
+from vectorstore import registry
+from vectorstore.config import resolve
+from vectorstore.errors import CollectionExists, InvalidFilter, InvalidInput, NotSupported
+from vectorstore.filters import Filter, MatchAll, parse_filter
+from vectorstore.records import (
+    Hit,
+    Record,
+    RecordId,
+    check_ids,
+    coerce_vector,
+    coerce_vectors,
+    prepare_batch,
+)
+from vectorstore.schema import HNSW, CollectionSpec, FieldType, check_name
+from vectorstore.spi import Backend, Capabilities, Check, Health
+
+MAX_K = 10_000
+
+
+async def open_store(url: str | None = None, **options: Any) -> AsyncStore:
+    """Open a store by URL (see :mod:`vectorstore.config` for the defaults)."""
+    config = resolve(url, options)
+    spec = registry.backend_for_scheme(config.scheme)
+    backend = await spec.factory(config)
+    return AsyncStore(backend, url=config.url)
+
+
+class AsyncStore:
+    """A store: a set of named collections on one backend."""
+
+    def __init__(self, backend: Backend, url: str = "") -> None:
+        self._backend = backend
+        self.url = url
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._backend.capabilities
+
+    async def create_collection(
+        self,
+        name: str,
+        *,
+        dim: int,
+        metric: str = "cosine",
+        fields: Mapping[str, str | FieldType] | None = None,
+        index: HNSW | None = None,
+        id_type: str | type = "text",
+        exist_ok: bool = False,
+    ) -> AsyncCollection:
+        """Create a collection. With ``exist_ok=True`` an identical existing one is returned;
+        a different definition under the same name always raises CollectionExists."""
+        spec = CollectionSpec(name=name, dim=dim, metric=metric, fields=fields or {},
+                              index=index or HNSW(), id_type=id_type)
+        try:
+            await self._backend.create_collection(spec)
+        except CollectionExists:
+            existing = await self._backend.get_collection(spec.name)
+            if existing != spec:
+                raise CollectionExists(
+                    f"collection {name!r} already exists with a different definition "
+                    f"({existing.to_dict()}); drop it first or open it with store.collection({name!r})"
+                ) from None
+            if not exist_ok:
+                raise CollectionExists(
+                    f"collection {name!r} already exists; open it with store.collection({name!r}) "
+                    "or pass exist_ok=True"
+                ) from None
+            spec = existing
+        return AsyncCollection(self, spec)
+
+    async def collection(self, name: str) -> AsyncCollection:
+        """Open an existing collection (CollectionNotFound if there is none)."""
+        check_name(name)
+        return AsyncCollection(self, await self._backend.get_collection(name))
+
+    async def list_collections(self) -> list[CollectionSpec]:
+        return await self._backend.list_collections()
+
+    async def drop_collection(self, name: str) -> bool:
+        """Drop a collection and its records; False if it did not exist."""
+        check_name(name)
+        return await self._backend.drop_collection(name)
+
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """``async with store.transaction():`` — all or nothing, across collections."""
+        if not self._backend.capabilities.transactions:
+            raise NotSupported(
+                f"the {self._backend.name} backend does not support transactions; "
+                "use a backend that does (sqlite, postgresql, memory)"
+            )
+        return self._backend.transaction()
+
+    async def health(self) -> Health:
+        return await self._backend.health()
+
+    async def doctor(self) -> list[Check]:
+        return await self._backend.doctor()
+
+    async def aclose(self) -> None:
+        await self._backend.aclose()
+
+    async def __aenter__(self) -> AsyncStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _check_k(k: object) -> int:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= int(k) <= MAX_K:
+        raise InvalidInput(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+    return int(k)
+
+
+def _check_positive(value: object, name: str, high: int = 100_000) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= int(value) <= high:
+        raise InvalidInput(f"{name} must be an integer from 1 to {high}, got {value!r}")
+    return int(value)
+
+
+class AsyncCollection:
+    """Records of one collection. Obtain it from :meth:`AsyncStore.create_collection`
+    or :meth:`AsyncStore.collection`."""
+
+    def __init__(self, store: AsyncStore, spec: CollectionSpec) -> None:
+        self._store = store
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def _backend(self) -> Backend:
+        return self._store.backend
+
+    def __repr__(self) -> str:
+        return f"<AsyncCollection {self.spec.name} dim={self.spec.dim} metric={self.spec.metric.value}>"
+
+    def _filter(self, where: object) -> Filter:
+        return parse_filter(where, self.spec)
+
+    async def upsert(self, records: Iterable[Record | Mapping[str, Any]]) -> list[RecordId]:
+        """Insert or replace records; returns their ids (generated ones included)."""
+        batch = prepare_batch(self.spec, records)
+        if len(batch):
+            await self._backend.upsert(self.spec, batch)
+        return list(batch.ids)
+
+    async def insert(self, records: Iterable[Record | Mapping[str, Any]]) -> list[RecordId]:
+        """Insert records; if any id exists already, raise DuplicateId and write nothing."""
+        batch = prepare_batch(self.spec, records)
+        if len(batch):
+            await self._backend.insert(self.spec, batch)
+        return list(batch.ids)
+
+    async def get(self, ids: Sequence[RecordId]) -> list[Record]:
+        """Records for the ids that exist, in the order asked, each once."""
+        checked = list(dict.fromkeys(check_ids(ids, self.spec)))
+        if not checked:
+            return []
+        return await self._backend.get(self.spec, checked)
+
+    async def delete(self, ids: Sequence[RecordId] | None = None, *, where: object = None,
+                     all: bool = False) -> int:
+        """Delete by ids, by filter, or everything with ``all=True``; returns the number deleted.
+
+        An empty filter never deletes everything by accident: ``where={}`` raises.
+        """
+        given = sum(x for x in (ids is not None, where is not None, all))
+        if given != 1:
+            raise InvalidInput("delete() takes exactly one of ids=[...], where={...} or all=True")
+        if ids is not None:
+            checked = list(dict.fromkeys(check_ids(ids, self.spec)))
+            return await self._backend.delete(self.spec, checked, None) if checked else 0
+        if all:
+            return await self._backend.delete(self.spec, None, MatchAll())
+        node = self._filter(where)
+        if isinstance(node, MatchAll):
+            raise InvalidFilter("delete(where={}) would delete every record; pass all=True if that is what you mean")
+        return await self._backend.delete(self.spec, None, node)
+
+    async def count(self, where: object = None) -> int:
+        return await self._backend.count(self.spec, self._filter(where))
+
+    async def search(self, vector: Sequence[float] | Any, k: int = 10, *, where: object = None,
+                     threshold: float | None = None, ef_search: int | None = None,
+                     include_vector: bool = False) -> list[Hit]:
+        """The ``k`` nearest records, nearest first (ties by id); ``threshold`` is a minimum similarity."""
+        query = coerce_vector(vector, self.spec.dim, self.spec.metric, "query vector")
+        hits = await self._search(query[None, :], k, where, threshold, ef_search, include_vector)
+        return hits[0]
+
+    async def search_many(self, vectors: Sequence[Sequence[float]] | Any, k: int = 10, *, where: object = None,
+                          threshold: float | None = None, ef_search: int | None = None,
+                          include_vector: bool = False) -> list[list[Hit]]:
+        """:meth:`search` for several query vectors at once; one hit list per query, in order."""
+        if isinstance(vectors, (str, bytes)) or len(vectors) == 0:
+            raise InvalidInput("search_many() needs a non-empty list of query vectors")
+        labels = [f"query vectors[{i}]" for i in range(len(vectors))]
+        queries = coerce_vectors(vectors, self.spec.dim, self.spec.metric, labels)
+        return await self._search(queries, k, where, threshold, ef_search, include_vector)
+
+    async def _search(self, queries: Any, k: int, where: object, threshold: float | None,
+                      ef_search: int | None, include_vector: bool) -> list[list[Hit]]:
+        k = _check_k(k)
+        max_distance = None
+        if threshold is not None:
+            if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or threshold != threshold:
+                raise InvalidInput(f"threshold must be a number (a minimum similarity), got {threshold!r}")
+            max_distance = self.spec.metric.max_distance(float(threshold))
+        if ef_search is not None:
+            ef_search = _check_positive(ef_search, "ef_search", 10_000)
+        return await self._backend.search(self.spec, queries, k, self._filter(where), max_distance,
+                                          ef_search, bool(include_vector))
+
+    async def page(self, after: RecordId | None = None, limit: int = 1000) -> list[Record]:
+        """Up to ``limit`` records with id greater than ``after``, ordered by id."""
+        if after is not None:
+            after = check_ids([after], self.spec)[0]
+        return await self._backend.page(self.spec, after, _check_positive(limit, "limit"))
+
+    async def scan(self, batch_size: int = 1000, after: RecordId | None = None) -> AsyncIterator[Record]:
+        """Every record ordered by id, read ``batch_size`` at a time. To resume an
+        interrupted scan, pass the last id you processed as ``after``."""
+        batch_size = _check_positive(batch_size, "batch_size")
+        while True:
+            records = await self.page(after, batch_size)
+            for record in records:
+                yield record
+            if len(records) < batch_size:
+                return
+            after = records[-1].id
