@@ -153,13 +153,14 @@ def coerce_vectors(values: Sequence[object], dim: int, metric: Metric,
         arr = np.asarray(values)
     except (ValueError, TypeError):
         arr = None
-    if arr is None or arr.ndim != 2 or arr.dtype.kind not in "iuf" or arr.shape[1] != dim:
+    if arr is None or arr.ndim != 2 or arr.dtype.kind not in "iuf" or arr.shape[1] != dim or _has_bools(values):
         # Slow path only to name the culprit precisely.
         for i, v in enumerate(values):
             _check_one_vector(v, dim, labels[i] if labels else f"vectors[{i}]")
         raise InvalidVector("vectors could not be read as one numeric matrix")  # pragma: no cover
     wide = arr.astype(np.float64, copy=False)
-    out = np.ascontiguousarray(wide, dtype=np.float32)
+    with np.errstate(over="ignore"):  # overflow becomes inf, reported below
+        out = np.ascontiguousarray(wide, dtype=np.float32)
     bad = ~np.isfinite(out).all(axis=1)
     if bad.any():
         i = int(np.argmax(bad))
@@ -179,6 +180,17 @@ def coerce_vectors(values: Sequence[object], dim: int, metric: Metric,
     return out
 
 
+def _has_bools(values: Sequence[object]) -> bool:
+    """NumPy silently turns True into 1.0; a bool in a vector is almost always a caller's bug."""
+    for v in values:
+        if isinstance(v, np.ndarray):
+            if v.dtype.kind == "b":
+                return True
+        elif isinstance(v, (list, tuple)) and any(type(x) is bool or type(x) is np.bool_ for x in v):
+            return True
+    return False
+
+
 def _check_one_vector(value: object, dim: int, label: str) -> None:
     if isinstance(value, (str, bytes)) or value is None:
         raise InvalidVector(f"{label} must be a sequence of numbers, got {type(value).__name__}")
@@ -190,7 +202,7 @@ def _check_one_vector(value: object, dim: int, label: str) -> None:
         raise InvalidVector(f"{label} must be one-dimensional, got shape {arr.shape}")
     if arr.size == 0:
         raise InvalidVector(f"{label} is empty; vectors need {dim} numbers")
-    if arr.dtype.kind not in "iuf":
+    if arr.dtype.kind not in "iuf" or _has_bools([value]):
         raise InvalidVector(
             f"{label} must hold only numbers (int or float), got elements of type {arr.dtype} "
             f"(first element {arr.flat[0]!r})"

@@ -1,0 +1,66 @@
+"""The vectorstore conformance suite: one executable specification for every backend.
+
+Run it against installed backends or a URL::
+
+    pytest --pyargs vectorstore_conformance --vectorstore-backend=sqlite
+    pytest --pyargs vectorstore_conformance --vectorstore-url=postgresql://me@localhost/test
+
+Or from a third-party backend's own tests::
+
+    import pytest
+    from vectorstore_conformance import ConformanceSuite
+
+    class TestMyBackend(ConformanceSuite):
+        @pytest.fixture
+        def store_url(self, tmp_path):
+            return f"mydb:///{tmp_path}/store"   # a NEW, EMPTY store for each test
+
+A standard test may be overridden only by marking the override
+``@pytest.mark.xfail(reason=...)``; ``test_no_silent_overrides`` enforces it.
+"""
+
+from __future__ import annotations
+
+from vectorstore_conformance.suite.bulk import BulkConformance
+from vectorstore_conformance.suite.concurrency import ConcurrencyConformance
+from vectorstore_conformance.suite.errors import BadInputConformance
+from vectorstore_conformance.suite.filters import FilterConformance
+from vectorstore_conformance.suite.lifecycle import LifecycleConformance
+from vectorstore_conformance.suite.persistence import PersistenceConformance
+from vectorstore_conformance.suite.records import RecordConformance
+from vectorstore_conformance.suite.search import SearchConformance
+from vectorstore_conformance.suite.transactions import TransactionConformance
+
+
+class ConformanceSuite(
+    LifecycleConformance,
+    RecordConformance,
+    SearchConformance,
+    FilterConformance,
+    BadInputConformance,
+    TransactionConformance,
+    PersistenceConformance,
+    ConcurrencyConformance,
+    BulkConformance,
+):
+    """Every standard test. Subclass it and provide a ``store_url`` fixture."""
+
+    def test_no_silent_overrides(self) -> None:
+        """A subclass may replace a standard test only with one marked xfail(reason=...), so a
+        backend cannot quietly skip part of the contract."""
+        offenders = []
+        for name in dir(ConformanceSuite):
+            if not name.startswith("test_") or name == "test_no_silent_overrides":
+                continue
+            mine = getattr(type(self), name)
+            if mine is getattr(ConformanceSuite, name):
+                continue
+            marks = getattr(mine, "pytestmark", [])
+            if not any(m.name == "xfail" and m.kwargs.get("reason") for m in marks):
+                offenders.append(name)
+        assert not offenders, (
+            f"{type(self).__name__} overrides standard tests without @pytest.mark.xfail(reason=...): {offenders}"
+        )
+
+
+__all__ = ["ConformanceSuite"]

@@ -1,0 +1,1 @@
+"""The conformance test classes, combined into :class:`vectorstore_conformance.ConformanceSuite`."""

@@ -1,0 +1,86 @@
+"""The filter language: contract cases, errors, the typed tree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import vectorstore as vs
+from vectorstore_conformance.helpers import load_contract
+
+FILTERS = load_contract("filters.json")
+
+
+def _load(store: vs.Store) -> vs.Collection:
+    col = store.create_collection("films", dim=2, fields=FILTERS["fields"])
+    col.upsert([{"id": r["id"], "vector": [1.0, float(i)], "fields": r["fields"]}
+                for i, r in enumerate(FILTERS["records"])])
+    return col
+
+
+class FilterConformance:
+    @pytest.mark.parametrize("case", FILTERS["cases"], ids=[c["name"] for c in FILTERS["cases"]])
+    def test_filter_contract(self, store: vs.Store, case: dict[str, Any]) -> None:
+        """Each case of contracts/filters.json selects exactly the expected ids, in count(), search()
+        and delete().
+
+        Troubleshooting: read the case's name and the NULL rules in vectorstore/filters.py; compile every
+        condition to a two-valued SQL expression (never NULL) so that $not is an exact complement.
+        """
+        col = _load(store)
+        expect = sorted(case["expect"])
+        assert col.count(case["where"]) == len(expect), case["name"]
+        hits = col.search([1.0, 0.0], k=len(FILTERS["records"]), where=case["where"])
+        assert sorted(h.id for h in hits) == expect, case["name"]
+        if case["where"]:
+            assert col.delete(where=case["where"]) == len(expect)
+            remaining = {r.id for r in col.scan()}
+            assert remaining == {r["id"] for r in FILTERS["records"]} - set(expect)
+
+    @pytest.mark.parametrize(("where", "culprit"), [
+        ({"nope": 1}, "nope"),
+        ({"year": {"$gtt": 1}}, "$gtt"),
+        ({"$xor": []}, "$xor"),
+        ({"year": {"$gt": "1999"}}, "year"),
+        ({"year": 1.5}, "year"),
+        ({"rating": {"$gt": float("nan")}}, "rating"),
+        ({"adult": {"$gt": True}}, "$gt"),
+        ({"adult": 1}, "adult"),
+        ({"genres": 27}, "$overlap"),
+        ({"genres": {"$overlap": ["x"]}}, "genres"),
+        ({"title": {"$contains": ["x"]}}, "$contains"),
+        ({"title": {"$in": "abc"}}, "$in"),
+        ({"title": {"$in": ["a", None]}}, "$exists"),
+        ({"title": ["a", "b"]}, "$in"),
+        ({"year": {"$between": [1]}}, "$between"),
+        ({"year": {"$gt": None}}, "$exists"),
+        ({"released": {"$gt": "yesterday"}}, "released"),
+        ({"extra": {"k": 1}}, "extra"),
+        ({"$and": []}, "$and"),
+        ({"$or": {"year": 1}}, "$or"),
+        ({"$not": [{"year": 1}]}, "$not"),
+        ({"year": {"$exists": 1}}, "true or false"),
+        ("year > 3", "dict"),
+    ])
+    def test_invalid_filters_name_the_culprit(self, store: vs.Store, where: Any, culprit: str) -> None:
+        """A bad filter raises InvalidFilter whose message names the field or operator at fault —
+        in search, count and delete alike, and nothing is deleted."""
+        col = _load(store)
+        for call in (lambda: col.search([1, 0], where=where), lambda: col.count(where),
+                     lambda: col.delete(where=where)):
+            with pytest.raises(vs.InvalidFilter) as info:
+                call()
+            assert culprit in str(info.value)
+        assert col.count() == len(FILTERS["records"])
+
+    def test_typed_tree_equals_dict_form(self, store: vs.Store) -> None:
+        """The typed filter tree (Comparison/And/Or/Not) selects what the equivalent dict selects."""
+        col = _load(store)
+        tree = vs.Or((vs.And((vs.Comparison("year", vs.Op.GTE, 1990), vs.Not(vs.Comparison("adult", vs.Op.EQ, True)))),
+                      vs.Comparison("title", vs.Op.IN, ("Alien", "Casablanca"))))
+        as_dict = {"$or": [{"$and": [{"year": {"$gte": 1990}}, {"$not": {"adult": True}}]},
+                           {"title": {"$in": ["Alien", "Casablanca"]}}]}
+        assert col.count(tree) == col.count(as_dict) == 3
+        with pytest.raises(vs.InvalidFilter):
+            col.count(vs.Comparison("nope", vs.Op.EQ, 1))

@@ -1,0 +1,85 @@
+"""Transactions: all or nothing, across collections; nested savepoints; capability both ways."""
+
+from __future__ import annotations
+
+import pytest
+
+import vectorstore as vs
+
+
+class Boom(Exception):
+    pass
+
+
+class TransactionConformance:
+    def test_commit_across_collections(self, store: vs.Store) -> None:
+        """Writes to several collections inside a transaction are all visible after it."""
+        if not store.capabilities.transactions:
+            with pytest.raises(vs.NotSupported):
+                store.transaction()
+            return
+        a = store.create_collection("a", dim=2)
+        b = store.create_collection("b", dim=2)
+        a.upsert([{"id": "gone", "vector": [1, 1]}])
+        with store.transaction():
+            a.upsert([{"id": "x", "vector": [1, 0]}])
+            b.upsert([{"id": "y", "vector": [0, 1]}])
+            a.delete(["gone"])
+            assert a.count() == 1  # reads inside see the transaction's own writes
+        assert [r.id for r in a.scan()] == ["x"]
+        assert [r.id for r in b.scan()] == ["y"]
+
+    def test_rollback_on_exception_across_collections(self, store: vs.Store) -> None:
+        """An exception inside the transaction undoes every write in it, in every collection, and propagates.
+
+        Troubleshooting: every operation inside must run on the transaction's connection (a context
+        variable), not on a fresh pooled one.
+        """
+        if not store.capabilities.transactions:
+            with pytest.raises(vs.NotSupported):
+                store.transaction()
+            return
+        a = store.create_collection("a", dim=2, fields={"n": "int"})
+        b = store.create_collection("b", dim=2)
+        a.upsert([{"id": "keep", "vector": [1, 1], "fields": {"n": 1}}])
+        with pytest.raises(Boom), store.transaction():
+            a.upsert([{"id": "x", "vector": [1, 0]}, {"id": "keep", "vector": [0, 1], "fields": {"n": 2}}])
+            b.upsert([{"id": "y", "vector": [0, 1]}])
+            a.delete(where={"n": 1})
+            raise Boom
+        assert [(r.id, r.fields["n"], r.vector.tolist()) for r in a.scan()] == [("keep", 1, [1.0, 1.0])]
+        assert b.count() == 0
+
+    def test_a_failed_write_inside_rolls_back_the_transaction(self, store: vs.Store) -> None:
+        """A DuplicateId raised inside a transaction and not caught undoes the earlier writes."""
+        if not store.capabilities.transactions:
+            return
+        a = store.create_collection("a", dim=2)
+        a.insert([{"id": "x", "vector": [1, 0]}])
+        with pytest.raises(vs.DuplicateId), store.transaction():
+            a.upsert([{"id": "y", "vector": [0, 1]}])
+            a.insert([{"id": "x", "vector": [1, 1]}])
+        assert [r.id for r in a.scan()] == ["x"]
+
+    def test_collection_created_in_a_rolled_back_transaction_disappears(self, store: vs.Store) -> None:
+        """Creating a collection is transactional too."""
+        if not store.capabilities.transactions:
+            return
+        with pytest.raises(Boom), store.transaction():
+            c = store.create_collection("temp", dim=2)
+            c.upsert([{"id": "x", "vector": [1, 0]}])
+            raise Boom
+        assert store.list_collections() == []
+
+    def test_nested_transaction_is_a_savepoint(self, store: vs.Store) -> None:
+        """An inner transaction that fails rolls back only its own writes; the outer one commits."""
+        if not store.capabilities.transactions:
+            return
+        a = store.create_collection("a", dim=2)
+        with store.transaction():
+            a.upsert([{"id": "outer", "vector": [1, 0]}])
+            with pytest.raises(Boom), store.transaction():
+                a.upsert([{"id": "inner", "vector": [0, 1]}])
+                raise Boom
+            a.upsert([{"id": "after", "vector": [1, 1]}])
+        assert [r.id for r in a.scan()] == ["after", "outer"]
