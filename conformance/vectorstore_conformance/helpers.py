@@ -33,11 +33,13 @@ def reference_distances(metric: Metric | str, matrix: Any, query: Any) -> np.nda
     x = np.asarray(matrix, dtype=np.float32).astype(np.float64)
     q = np.asarray(query, dtype=np.float32).astype(np.float64)
     if metric is Metric.L2:
-        return np.sqrt(((x - q) ** 2).sum(axis=1))
-    dots = x @ q
+        result: np.ndarray = np.sqrt(((x - q) ** 2).sum(axis=1))
+        return result
+    dots: np.ndarray = x @ q
     if metric is Metric.INNER_PRODUCT:
         return -dots
-    return 1.0 - dots / (np.linalg.norm(x, axis=1) * np.linalg.norm(q))
+    cosine: np.ndarray = 1.0 - dots / (np.linalg.norm(x, axis=1) * np.linalg.norm(q))
+    return cosine
 
 
 def score_scale(metric: Metric | str, query: Any, vector: Any) -> float:
@@ -65,7 +67,8 @@ def clustered(n: int, dim: int, seed: int = 0, clusters: int = 8) -> np.ndarray:
     rng = np.random.default_rng(seed)
     centers = rng.normal(0.0, 1.0, (clusters, dim))
     labels = rng.integers(0, clusters, n)
-    return (centers[labels] + rng.normal(0.0, 0.35, (n, dim))).astype(np.float32)
+    data: np.ndarray = (centers[labels] + rng.normal(0.0, 0.35, (n, dim))).astype(np.float32)
+    return data
 
 
 def ids_of(hits: Sequence[vectorstore.Hit]) -> list[Any]:

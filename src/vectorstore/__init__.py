@@ -25,6 +25,7 @@ from vectorstore.errors import (
     InvalidSchema,
     InvalidVector,
     NotSupported,
+    StoreClosed,
     TransactionError,
     UnknownBackend,
     VectorStoreError,
@@ -45,5 +46,5 @@ __all__ = [
     "ConfigError", "DimensionMismatch", "DuplicateId", "ExtensionMissing", "FieldType", "Health", "Hit",
     "IdType", "InvalidFilter", "InvalidInput", "InvalidName", "InvalidRecord", "InvalidSchema",
     "InvalidVector", "MatchAll", "Metric", "Not", "NotSupported", "Op", "Or", "Record", "Store",
-    "TransactionError", "UnknownBackend", "VectorStoreError", "connect", "hookimpl", "open_store",
+    "StoreClosed", "TransactionError", "UnknownBackend", "VectorStoreError", "connect", "hookimpl", "open_store",
 ]

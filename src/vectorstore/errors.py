@@ -6,6 +6,8 @@ catches everything this library raises on purpose.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class VectorStoreError(Exception):
     """Base class of every error raised by vectorstore."""
@@ -45,7 +47,7 @@ class InvalidSchema(InvalidInput):
 class DuplicateId(InvalidRecord):
     """An id appears twice in one batch, or ``insert`` met an id that already exists."""
 
-    def __init__(self, message: str, ids: list[object] | None = None) -> None:
+    def __init__(self, message: str, ids: Sequence[object] | None = None) -> None:
         super().__init__(message)
         self.ids = list(ids or [])
 
@@ -59,6 +61,10 @@ class CollectionNotFound(VectorStoreError, LookupError):
 
 class CollectionExists(VectorStoreError):
     """A collection of that name already exists with a different definition."""
+
+
+class StoreClosed(VectorStoreError):
+    """The store was closed; open a new one with ``connect()`` / ``open_store()``."""
 
 
 class TransactionError(VectorStoreError):

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 import attrs
 
@@ -39,7 +39,7 @@ from vectorstore.records import coerce_field
 from vectorstore.schema import CollectionSpec, FieldType
 
 
-class Op(str, enum.Enum):
+class Op(enum.StrEnum):
     EQ = "$eq"
     NE = "$ne"
     GT = "$gt"
@@ -88,7 +88,7 @@ class MatchAll:
     """The empty filter: every record matches."""
 
 
-Filter = Union[Comparison, And, Or, Not, MatchAll]
+Filter = Comparison | And | Or | Not | MatchAll
 
 COMBINATORS = ("$and", "$or", "$not")
 
@@ -128,7 +128,7 @@ def _parse_mapping(where: Mapping[Any, Any], spec: CollectionSpec, path: str) ->
 
 
 def _parse_list(key: str, value: object, spec: CollectionSpec, path: str) -> Filter:
-    if isinstance(value, Mapping) or isinstance(value, str) or not isinstance(value, Sequence):
+    if isinstance(value, (Mapping, str)) or not isinstance(value, Sequence):
         raise InvalidFilter(f"{path} takes a list of filter dicts, got {value!r}")
     if not value:
         raise InvalidFilter(f"{path} needs at least one condition; an empty {key} is ambiguous")

@@ -22,7 +22,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def vectorstore_register_backends() -> list[Any]:
+def vectorstore_register_backends() -> list[Any]:  # type: ignore[empty-body]
     """Return the backends this plugin provides.
 
     :returns: a list of :class:`vectorstore.spi.BackendSpec`. Results of all plugins

@@ -15,7 +15,7 @@ import math
 import numbers
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 import attrs
 import numpy as np
@@ -24,7 +24,7 @@ import numpy.typing as npt
 from vectorstore.errors import DimensionMismatch, DuplicateId, InvalidRecord, InvalidVector
 from vectorstore.schema import CollectionSpec, FieldType, IdType, Metric
 
-RecordId = Union[str, int]
+RecordId = str | int
 Vector = npt.NDArray[np.float32]
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -80,7 +80,8 @@ class RecordBatch:
         return [dump_json(m) for m in self.metadata]
 
     def norms(self) -> npt.NDArray[np.float64]:
-        return np.linalg.norm(self.vectors.astype(np.float64), axis=1)
+        result: npt.NDArray[np.float64] = np.linalg.norm(self.vectors.astype(np.float64), axis=1)
+        return result
 
 
 def dump_json(value: Any) -> str:
@@ -136,7 +137,8 @@ def _check_text(value: str, where: str) -> None:
 
 def coerce_vector(value: object, dim: int, metric: Metric, where: str = "vector") -> Vector:
     """Validate one vector; return it as float32."""
-    return coerce_vectors([value], dim, metric, [where])[0]
+    row: Vector = coerce_vectors([value], dim, metric, [where])[0]
+    return row
 
 
 def coerce_vectors(values: Sequence[object], dim: int, metric: Metric,
@@ -294,8 +296,8 @@ def coerce_timestamp(value: object, label: str) -> dt.datetime:
     if parsed is None:
         raise InvalidRecord(f"{label} must be a datetime.datetime or an ISO 8601 string, got {value!r}")
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.astimezone(dt.timezone.utc)
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
 
 
 def _check_json(value: Any, label: str, depth: int = 0) -> None:

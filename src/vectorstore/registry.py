@@ -70,7 +70,9 @@ def backends() -> dict[str, BackendSpec]:
     for specs in plugin_manager().hook.vectorstore_register_backends():
         for spec in specs or ():
             if not isinstance(spec, BackendSpec):
-                raise ConfigError(f"a plugin returned {spec!r} from vectorstore_register_backends; expected BackendSpec")
+                raise ConfigError(
+                    f"a plugin returned {spec!r} from vectorstore_register_backends; expected BackendSpec"
+                )
             out.setdefault(spec.name, spec)
     return out
 
@@ -86,7 +88,9 @@ def backend_for_scheme(scheme: str) -> BackendSpec:
         )
     if len(found) > 1:
         names = ", ".join(s.name for s in found)
-        raise ConfigError(f"several backends claim the {scheme!r} scheme ({names}); uninstall one or use VECTORSTORE_PLUGINS")
+        raise ConfigError(
+            f"several backends claim the {scheme!r} scheme ({names}); uninstall one or use VECTORSTORE_PLUGINS"
+        )
     return found[0]
 
 

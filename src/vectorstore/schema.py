@@ -41,7 +41,7 @@ def check_name(name: object, what: str = "collection") -> str:
     return name
 
 
-class Metric(str, enum.Enum):
+class Metric(enum.StrEnum):
     """Distance metric of a collection.
 
     Scores are defined once here and are identical on every backend
@@ -92,7 +92,7 @@ class Metric(str, enum.Enum):
         return 1.0 / threshold - 1.0
 
 
-class FieldType(str, enum.Enum):
+class FieldType(enum.StrEnum):
     """Type of a filterable field."""
 
     TEXT = "text"
@@ -129,7 +129,7 @@ class FieldType(str, enum.Enum):
                         FieldType.TIMESTAMP)
 
 
-class IdType(str, enum.Enum):
+class IdType(enum.StrEnum):
     """Type of a collection's record ids."""
 
     TEXT = "text"
@@ -187,7 +187,15 @@ def _convert_fields(value: Mapping[str, object] | None) -> dict[str, FieldType]:
     return out
 
 
-def _check_dim(_inst: object, _attr: object, value: object) -> None:
+def _to_metric(value: object) -> Metric:
+    return Metric.parse(value)
+
+
+def _to_id_type(value: object) -> IdType:
+    return IdType.parse(value)
+
+
+def _check_dim(_inst: Any, _attr: Any, value: Any) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_DIM:
         raise InvalidSchema(f"dim must be an integer from 1 to {MAX_DIM}, got {value!r}")
 
@@ -198,10 +206,10 @@ class CollectionSpec:
 
     name: str = attrs.field(converter=check_name)
     dim: int = attrs.field(validator=_check_dim)
-    metric: Metric = attrs.field(default=Metric.COSINE, converter=Metric.parse)
+    metric: Metric = attrs.field(default=Metric.COSINE, converter=_to_metric)
     fields: Mapping[str, FieldType] = attrs.field(factory=dict, converter=_convert_fields)
     index: HNSW = attrs.field(factory=HNSW)
-    id_type: IdType = attrs.field(default=IdType.TEXT, converter=IdType.parse)
+    id_type: IdType = attrs.field(default=IdType.TEXT, converter=_to_id_type)
 
     @index.validator
     def _check_index(self, _attr: object, value: object) -> None:

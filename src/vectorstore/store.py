@@ -13,7 +13,7 @@ from typing import Any
 
 from vectorstore import registry
 from vectorstore.config import resolve
-from vectorstore.errors import CollectionExists, InvalidFilter, InvalidInput, NotSupported
+from vectorstore.errors import CollectionExists, InvalidFilter, InvalidInput, NotSupported, StoreClosed
 from vectorstore.filters import Filter, MatchAll, parse_filter
 from vectorstore.records import (
     Hit,
@@ -42,16 +42,23 @@ class AsyncStore:
     """A store: a set of named collections on one backend."""
 
     def __init__(self, backend: Backend, url: str = "") -> None:
-        self._backend = backend
+        self._backend_obj = backend
+        self._closed = False
         self.url = url
 
     @property
     def backend(self) -> Backend:
-        return self._backend
+        if self._closed:
+            raise StoreClosed(f"the store {self.url} is closed; open it again with connect() / open_store()")
+        return self._backend_obj
+
+    @property
+    def _backend(self) -> Backend:
+        return self.backend
 
     @property
     def capabilities(self) -> Capabilities:
-        return self._backend.capabilities
+        return self._backend_obj.capabilities
 
     async def create_collection(
         self,
@@ -114,7 +121,10 @@ class AsyncStore:
         return await self._backend.doctor()
 
     async def aclose(self) -> None:
-        await self._backend.aclose()
+        """Close the store (idempotent); later calls raise StoreClosed."""
+        if not self._closed:
+            self._closed = True
+            await self._backend_obj.aclose()
 
     async def __aenter__(self) -> AsyncStore:
         return self

@@ -120,6 +120,10 @@ class Store:
         return self._inner.capabilities
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def async_store(self) -> AsyncStore:
         return self._inner
 
@@ -139,9 +143,13 @@ class Store:
     def drop_collection(self, name: str) -> bool:
         return self._run(self._inner.drop_collection(name))
 
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """``with store.transaction():`` — all or nothing, across collections. Raises NotSupported
+        at once (like the async API) when the backend has no transactions."""
+        return self._transaction(self._inner.transaction())
+
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        manager = self._inner.transaction()
+    def _transaction(self, manager: contextlib.AbstractAsyncContextManager[None]) -> Iterator[None]:
         self._run(manager.__aenter__())
         try:
             yield

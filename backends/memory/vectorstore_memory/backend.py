@@ -49,12 +49,13 @@ def distances(metric: Metric, matrix: np.ndarray, query: np.ndarray) -> np.ndarr
     x = matrix.astype(np.float64, copy=False)
     q = query.astype(np.float64, copy=False)
     if metric is Metric.L2:
-        return np.sqrt(np.maximum(((x - q) ** 2).sum(axis=1), 0.0))
-    dots = x @ q
+        l2: np.ndarray = np.sqrt(((x - q) ** 2).sum(axis=1))
+        return l2
+    dots: np.ndarray = x @ q
     if metric is Metric.INNER_PRODUCT:
         return -dots
-    norms = np.linalg.norm(x, axis=1) * np.linalg.norm(q)
-    return 1.0 - dots / norms
+    cosine: np.ndarray = 1.0 - dots / (np.linalg.norm(x, axis=1) * np.linalg.norm(q))
+    return cosine
 
 
 class MemoryBackend:

@@ -7,7 +7,6 @@ from pathlib import Path
 from vectorstore import hookimpl
 from vectorstore.config import StoreConfig
 from vectorstore.spi import Backend, BackendSpec
-
 from vectorstore_memory.backend import CAPABILITIES
 
 

@@ -60,4 +60,4 @@ class ConcurrencyConformance:
         with ThreadPoolExecutor(max_workers=8) as pool:
             for f in [pool.submit(work, i) for i in range(16)]:
                 f.result()
-        assert sorted(r.id for r in col.scan()) == sorted(f"t{i:02d}{s}" for i in range(0, 16, 2) for s in "ab")
+        assert sorted(str(r.id) for r in col.scan()) == sorted(f"t{i:02d}{s}" for i in range(0, 16, 2) for s in "ab")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -72,7 +72,7 @@ class BadInputConformance:
         """Passing one record instead of a list raises InvalidRecord saying to wrap it."""
         col = store.create_collection("bad", dim=3)
         with pytest.raises(vs.InvalidRecord, match="list"):
-            col.upsert({"id": "a", "vector": [1, 2, 3]})  # type: ignore[arg-type]
+            col.upsert(cast(Any, {"id": "a", "vector": [1, 2, 3]}))
 
     def test_numpy_inputs_are_accepted(self, store: vs.Store) -> None:
         """NumPy arrays (any float or int dtype) are valid vectors, and a 2-D array is a valid query batch."""

@@ -125,7 +125,7 @@ class LifecycleConformance:
                   "j": "json", "ia": "int[]", "ta": "text[]"}
         col = store.create_collection("types", dim=2, fields=fields)
         full = {"t": "Zoë ☃ 'quoted' \"double\" \\", "i": -(2**63), "f": 0.30000000000000004, "b": True,
-                "d": dt.date(1969, 7, 20), "ts": dt.datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.timezone.utc),
+                "d": dt.date(1969, 7, 20), "ts": dt.datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
                 "j": {"nested": [1, 2.5, None, "x"], "flag": False}, "ia": [2**63 - 1, 0, -1], "ta": ["a", "", "☃"]}
         local = dt.timezone(dt.timedelta(hours=-5))
         other = {"t": "", "i": 2**63 - 1, "f": -1e-300, "b": False, "d": "2024-02-29",
@@ -138,7 +138,7 @@ class LifecycleConformance:
         assert type(got["full"]["d"]) is dt.date
         assert got["full"]["ts"].tzinfo is not None and got["full"]["ts"].utcoffset() == dt.timedelta(0)
         assert got["other"]["d"] == dt.date(2024, 2, 29)
-        assert got["other"]["ts"] == dt.datetime(2024, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
+        assert got["other"]["ts"] == dt.datetime(2024, 1, 1, 12, 0, tzinfo=dt.UTC)
         assert got["other"]["ia"] == [] and got["other"]["ta"] == [] and got["other"]["t"] == ""
         assert isinstance(got["other"]["f"], float) and got["other"]["f"] == -1e-300
         assert got["none"] == dict.fromkeys(fields)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -51,7 +53,7 @@ class SearchConformance:
         col = store.create_collection("ref", dim=24, metric=metric)
         col.upsert(records(ids, data))
         queries = clustered(5, 24, seed=2)
-        by_id = dict(zip(ids, data, strict=True))
+        by_id: dict[Any, Any] = dict(zip(ids, data, strict=True))
         for q in queries:
             hits = col.search(q, k=10)
             assert len(hits) == 10
@@ -60,7 +62,7 @@ class SearchConformance:
                 assert ids_of(hits) == truth
             else:
                 assert len(set(ids_of(hits)) & set(truth)) >= 9
-            ref = dict(zip(ids, reference_distances(metric, data, q), strict=True))
+            ref: dict[Any, float] = dict(zip(ids, reference_distances(metric, data, q), strict=True))
             for h in hits:
                 assert_score(metric, h.distance, float(ref[h.id]), q, by_id[h.id], f"{h.id} distance")
                 assert_score(metric, h.similarity, vs.Metric.parse(metric).similarity(float(ref[h.id])), q,
@@ -170,7 +172,8 @@ class SearchConformance:
         ids = [f"q{i:03d}" for i in range(n)]
         col = store.create_collection("fr", dim=dim, fields={"year": "int", "genre": "text", "tags": "int[]"})
         col.upsert(records(ids, data, fields))
-        filters = [{"year": {"$gte": 2000}}, {"genre": {"$in": ["a", "c"]}, "year": {"$lt": 1990}},
+        filters: list[dict[str, Any]] = [
+                   {"year": {"$gte": 2000}}, {"genre": {"$in": ["a", "c"]}, "year": {"$lt": 1990}},
                    {"$or": [{"tags": {"$overlap": [1, 2]}}, {"genre": {"$ne": "a"}}]},
                    {"$not": {"tags": {"$contains": [3]}}}, {"year": {"$exists": False}}]
         q = data[5]

@@ -1,0 +1,90 @@
+"""The ``vectorstore`` command: demo, doctor, plugins."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from vectorstore import registry
+from vectorstore.errors import VectorStoreError
+
+
+def _doctor(url: str | None, console: Console) -> int:
+    import vectorstore as vs
+    from vectorstore.config import resolve
+
+    config = resolve(url)
+    console.print(f"[bold]vectorstore doctor[/bold] {config.url}")
+    try:
+        spec = registry.backend_for_scheme(config.scheme)
+        console.print(f"backend: {spec.name} ({spec.description}), plugin version {spec.version}")
+        store = vs.connect(url)
+    except VectorStoreError as exc:
+        console.print(f"[red]✗ cannot open the store[/red]: {exc}")
+        return 1
+    try:
+        checks = store.doctor()
+        health = store.health()
+    finally:
+        store.close()
+    problems = 0
+    for check in checks:
+        mark = {True: "[green]✓[/green]", False: "[red]✗[/red]", None: "[yellow]![/yellow]"}[check.ok]
+        console.print(f"{mark} {check.name}: {check.detail}")
+        if check.fix and check.ok is not True:
+            console.print(f"    fix: {check.fix}")
+        problems += check.ok is False
+    console.print(f"health: {'ok' if health.ok else 'NOT OK'}, round trip {health.latency_ms:.1f} ms")
+    return 1 if problems or not health.ok else 0
+
+
+def _plugins(console: Console) -> int:
+    table = Table(title="vectorstore plugins")
+    for column in ("plugin", "distribution", "version", "backends"):
+        table.add_column(column)
+    for info in registry.plugins():
+        table.add_row(info.name, info.distribution, info.version, ", ".join(info.backends))
+    console.print(table)
+    schemes: dict[str, list[str]] = {}
+    for spec in registry.backends().values():
+        for scheme in spec.schemes:
+            schemes.setdefault(scheme, []).append(spec.name)
+    for scheme, names in sorted(schemes.items()):
+        console.print(f"{scheme}:// → {', '.join(names)}" + ("  [red](conflict)[/red]" if len(names) > 1 else ""))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vectorstore", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="load a sample media catalogue and search it")
+    demo.add_argument("--url", help="store URL (default: VECTORSTORE_URL, DB_* variables, then "
+                                    "sqlite:///./data/vectorstore.db)")
+    demo.add_argument("--n", type=int, default=2000, help="number of sample records (default 2000)")
+    demo.add_argument("--dim", type=int, default=384, help="vector dimension (default 384)")
+    doctor = sub.add_parser("doctor", help="check a store: versions, settings, problems with fixes")
+    doctor.add_argument("url", nargs="?", help="store URL (default as for demo)")
+    sub.add_parser("plugins", help="list installed backend plugins with versions")
+    args = parser.parse_args(argv)
+    console = Console()
+    if not console.is_terminal:  # piped or logged: do not wrap tables at 80 columns
+        console = Console(width=130)
+    try:
+        if args.command == "demo":
+            from vectorstore import demo as demo_job
+
+            return demo_job.run(args.url, n=args.n, dim=args.dim, console=console)
+        if args.command == "doctor":
+            return _doctor(args.url, console)
+        return _plugins(console)
+    except VectorStoreError as exc:
+        console.print(f"[red]error[/red]: {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

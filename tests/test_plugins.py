@@ -1,0 +1,101 @@
+"""The plugin system: entry points, both hooks, allowlist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import vectorstore as vs
+from vectorstore import registry
+
+
+def test_builtin_backends_load_through_entry_points() -> None:
+    backends = registry.backends()
+    assert {"memory", "sqlite", "postgres"} <= set(backends)
+    assert backends["postgres"].schemes == ("postgresql",)
+    infos = {p.name: p for p in registry.plugins()}
+    assert infos["sqlite"].distribution == "vectorstore"
+    assert infos["sqlite"].backends == ("sqlite",)
+
+
+def test_register_backends_hook_opens_a_runtime_plugin() -> None:
+    """vectorstore_register_backends: a plugin's BackendSpec is used for its scheme."""
+    from vectorstore_memory.backend import MemoryBackend
+
+    opened: list[str] = []
+
+    async def factory(config: Any) -> Any:
+        opened.append(config.url)
+        return MemoryBackend()
+
+    class Plugin:
+        @vs.hookimpl
+        def vectorstore_register_backends(self) -> list[vs.BackendSpec]:
+            return [vs.BackendSpec(name="echo", schemes=("echo",), factory=factory)]
+
+    plugin = Plugin()
+    registry.register(plugin)
+    try:
+        store = vs.connect("echo://somewhere")
+        store.close()
+        assert opened == ["echo://somewhere"]
+    finally:
+        registry.unregister(plugin)
+
+
+def test_prepare_connection_hook_runs_for_every_sqlite_connection(tmp_path: Path) -> None:
+    """vectorstore_prepare_connection: called with the driver connection and the backend name."""
+    seen: list[tuple[str, bool]] = []
+
+    class Plugin:
+        @vs.hookimpl
+        def vectorstore_prepare_connection(self, conn: Any, backend: str) -> None:
+            seen.append((backend, hasattr(conn, "execute")))
+            if backend == "sqlite":
+                conn.create_function("shout", 1, lambda s: str(s).upper())
+
+    plugin = Plugin()
+    registry.register(plugin)
+    try:
+        store = vs.connect(f"sqlite:///{tmp_path}/h.db")
+        col = store.create_collection("c", dim=2)
+        col.upsert([{"id": "a", "vector": [1, 0]}])
+        store.close()
+    finally:
+        registry.unregister(plugin)
+    assert seen and all(s == ("sqlite", True) for s in seen)
+
+
+def test_a_plugin_returning_garbage_is_a_clear_error() -> None:
+    class Bad:
+        @vs.hookimpl
+        def vectorstore_register_backends(self) -> list[Any]:
+            return ["not a spec"]
+
+    plugin = Bad()
+    registry.register(plugin)
+    try:
+        with pytest.raises(vs.ConfigError, match="expected BackendSpec"):
+            registry.backends()
+    finally:
+        registry.unregister(plugin)
+
+
+def test_two_backends_claiming_one_scheme_is_reported() -> None:
+    class Clash:
+        @vs.hookimpl
+        def vectorstore_register_backends(self) -> list[vs.BackendSpec]:
+            async def factory(config: Any) -> Any:
+                raise AssertionError
+
+            return [vs.BackendSpec(name="other-memory", schemes=("memory",), factory=factory)]
+
+    plugin = Clash()
+    registry.register(plugin)
+    try:
+        with pytest.raises(vs.ConfigError, match="several backends"):
+            vs.connect("memory://")
+    finally:
+        registry.unregister(plugin)
