@@ -98,10 +98,10 @@ def store(store_url: str) -> Iterator[vectorstore.Store]:
         )
         yield opened
     finally:
-        if opened.closed:  # the test closed it (and cleaned up after itself)
-            return
-        try:
-            for spec in opened.list_collections():
-                opened.drop_collection(spec.name)
-        finally:
-            opened.close()
+        # A test that closed the store (persistence) cleaned up after itself.
+        if not opened.closed:
+            try:
+                for spec in opened.list_collections():
+                    opened.drop_collection(spec.name)
+            finally:
+                opened.close()
