@@ -27,8 +27,8 @@ def test_timestamps_are_normalised_to_utc() -> None:
         {"id": "a", "vector": [1, 2, 3], "fields": {"ts": dt.datetime(2024, 5, 1, 12, 0, tzinfo=plus2)}},
         {"id": "b", "vector": [1, 2, 3], "fields": {"ts": "2024-05-01T12:00:00"}},
     ])
-    assert batch.fields[0]["ts"] == dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.timezone.utc)
-    assert batch.fields[1]["ts"] == dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.timezone.utc)
+    assert batch.fields[0]["ts"] == dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.UTC)
+    assert batch.fields[1]["ts"] == dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 
 
 def test_a_datetime_is_not_a_date() -> None:
