@@ -4,7 +4,8 @@ compares every other backend's results with this one's.
 Scores are computed in float64 from the stored float32 vectors; filters are
 evaluated by :func:`vectorstore.filters.matches`. A transaction takes an asyncio
 lock (so transactions are serialisable) and snapshots the state to restore on
-rollback; savepoints nest the same way.
+rollback; savepoints nest the same way. While a transaction is open, reads from
+outside it see the snapshot: its writes are invisible until it commits.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import numpy as np
 from vectorstore.errors import CollectionExists, CollectionNotFound, DuplicateId
 from vectorstore.filters import Filter, MatchAll, matches
 from vectorstore.records import Hit, Record, RecordBatch, RecordId, Vector
-from vectorstore.schema import CollectionSpec, Metric
+from vectorstore.schema import CollectionSpec
+from vectorstore.scoring import exact_distances
 from vectorstore.spi import Capabilities, Check, Health
 
 CAPABILITIES = Capabilities(persistent=False, transactions=True, exact_search=True, concurrent_processes=False)
@@ -44,20 +46,6 @@ class _Table:
         return _Table(self.spec, dict(self.rows))
 
 
-def distances(metric: Metric, matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Reference distances (float64) from each row of ``matrix`` to ``query``."""
-    x = matrix.astype(np.float64, copy=False)
-    q = query.astype(np.float64, copy=False)
-    if metric is Metric.L2:
-        l2: np.ndarray = np.sqrt(((x - q) ** 2).sum(axis=1))
-        return l2
-    dots: np.ndarray = x @ q
-    if metric is Metric.INNER_PRODUCT:
-        return -dots
-    cosine: np.ndarray = 1.0 - dots / (np.linalg.norm(x, axis=1) * np.linalg.norm(q))
-    return cosine
-
-
 class MemoryBackend:
     name = "memory"
     capabilities = CAPABILITIES
@@ -67,6 +55,8 @@ class MemoryBackend:
         self._lock = asyncio.Lock()
         self._snapshots: contextvars.ContextVar[list[dict[str, _Table]] | None] = contextvars.ContextVar(
             f"vectorstore_memory_txn_{id(self)}", default=None)
+        #: The committed state while a transaction is open (what outside readers see).
+        self._committed: dict[str, _Table] | None = None
         self._closed = False
 
     # -- locking -----------------------------------------------------------
@@ -97,19 +87,27 @@ class MemoryBackend:
                 stack.pop()
             return
         async with self._lock:
-            token = self._snapshots.set([self._snapshot()])
+            # The snapshot is never mutated: writes replace rows in self._tables' own dicts.
+            committed = self._snapshot()
+            token = self._snapshots.set([committed])
+            self._committed = committed
             try:
                 yield
             except BaseException:
-                stack = self._snapshots.get()
-                assert stack is not None
-                self._tables = stack[0]
+                self._tables = committed
                 raise
             finally:
+                self._committed = None
                 self._snapshots.reset(token)
 
-    def _table(self, name: str) -> _Table:
-        table = self._tables.get(name)
+    def _view(self) -> dict[str, _Table]:
+        """The tables this task may read: its own transaction's, or the committed ones."""
+        if self._committed is not None and self._snapshots.get() is None:
+            return self._committed
+        return self._tables
+
+    def _table(self, name: str, *, read: bool = False) -> _Table:
+        table = (self._view() if read else self._tables).get(name)
         if table is None:
             raise CollectionNotFound(f"collection {name!r} does not exist; create it with store.create_collection()")
         return table
@@ -123,10 +121,11 @@ class MemoryBackend:
             self._tables[spec.name] = _Table(spec)
 
     async def get_collection(self, name: str) -> CollectionSpec:
-        return self._table(name).spec
+        return self._table(name, read=True).spec
 
     async def list_collections(self) -> list[CollectionSpec]:
-        return [self._tables[n].spec for n in sorted(self._tables)]
+        tables = self._view()
+        return [tables[n].spec for n in sorted(tables)]
 
     async def drop_collection(self, name: str) -> bool:
         async with self._write():
@@ -159,7 +158,7 @@ class MemoryBackend:
         return Record(id=rid, vector=row.vector.copy(), fields=dict(row.fields), metadata=dict(row.metadata))
 
     async def get(self, spec: CollectionSpec, ids: Sequence[RecordId]) -> list[Record]:
-        rows = self._table(spec.name).rows
+        rows = self._table(spec.name, read=True).rows
         return [self._record(rid, rows[rid]) for rid in ids if rid in rows]
 
     async def delete(self, spec: CollectionSpec, ids: Sequence[RecordId] | None, where: Filter | None) -> int:
@@ -175,21 +174,21 @@ class MemoryBackend:
             return len(doomed)
 
     async def count(self, spec: CollectionSpec, where: Filter) -> int:
-        rows = self._table(spec.name).rows
+        rows = self._table(spec.name, read=True).rows
         if isinstance(where, MatchAll):
             return len(rows)
         return sum(1 for row in rows.values() if matches(where, row.fields))
 
     async def search(self, spec: CollectionSpec, queries: Vector, k: int, where: Filter,
                      max_distance: float | None, ef_search: int | None, include_vector: bool) -> list[list[Hit]]:
-        rows = self._table(spec.name).rows
+        rows = self._table(spec.name, read=True).rows
         ids = [rid for rid, row in rows.items() if matches(where, row.fields)]
         if not ids:
             return [[] for _ in range(len(queries))]
         matrix = np.stack([rows[rid].vector for rid in ids])
         out = []
         for query in queries:
-            dist = distances(spec.metric, matrix, query)
+            dist = exact_distances(spec.metric, matrix, query)
             order = sorted(range(len(ids)), key=lambda i: (dist[i], ids[i]))
             hits = []
             for i in order:
@@ -206,7 +205,7 @@ class MemoryBackend:
         return out
 
     async def page(self, spec: CollectionSpec, after: RecordId | None, limit: int) -> list[Record]:
-        rows = self._table(spec.name).rows
+        rows = self._table(spec.name, read=True).rows
         keys = sorted(rid for rid in rows if after is None or rid > after)  # type: ignore[operator]
         return [self._record(rid, rows[rid]) for rid in keys[:limit]]
 

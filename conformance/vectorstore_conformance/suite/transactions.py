@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 import vectorstore as vs
@@ -83,3 +85,41 @@ class TransactionConformance:
                 raise Boom
             a.upsert([{"id": "after", "vector": [1, 1]}])
         assert [r.id for r in a.scan()] == ["after", "outer"]
+
+    def test_uncommitted_writes_are_invisible_outside_the_transaction(self, store: vs.Store) -> None:
+        """While a transaction is open in one thread, other threads see only committed data
+        (no dirty reads); after it commits they see everything it wrote.
+
+        Troubleshooting: reads outside a transaction must not use the transaction's connection.
+        """
+        if not store.capabilities.transactions:
+            return
+        col = store.create_collection("iso", dim=2)
+        col.upsert([{"id": "before", "vector": [1, 0]}])
+        inside, release = threading.Event(), threading.Event()
+        failures: list[BaseException] = []
+
+        def writer() -> None:
+            try:
+                with store.transaction():
+                    col.upsert([{"id": "during", "vector": [0, 1]}])
+                    col.delete(["before"])
+                    inside.set()
+                    if not release.wait(30):
+                        raise TimeoutError("the reader never finished")
+            except BaseException as exc:  # reported by the main thread
+                failures.append(exc)
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            assert inside.wait(30)
+            assert [r.id for r in col.scan()] == ["before"]
+            assert col.count() == 1
+            assert [h.id for h in col.search([0, 1], k=5)] == ["before"]
+            assert col.get(["during"]) == []
+        finally:
+            release.set()
+            thread.join(30)
+        assert not failures
+        assert [r.id for r in col.scan()] == ["during"]

@@ -1,0 +1,251 @@
+"""How collections map onto SQLite: DDL, column values, and the filter dialect.
+
+Each collection ``name`` is a row table ``"name"`` plus, for cosine and l2, a
+sqlite-vec ``vec0`` table ``"name__vec"`` whose rowids are the row table's
+``_key``. The row table is the source of truth (exact float32 vectors, fields,
+metadata); the vec0 table is only an index for unfiltered KNN.
+
+Internal columns start with ``_`` and field names cannot (they start with a
+letter), and ``id``/``vector``/``metadata`` are reserved field names, so field
+columns never collide with internal ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from typing import Any
+
+from vectorstore.records import dump_json
+from vectorstore.schema import CollectionSpec, FieldType, IdType, Metric, check_name
+
+UTC = dt.UTC
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MICROSECOND = dt.timedelta(microseconds=1)
+
+CATALOG = "vs_collections"
+SCHEMA_VERSION = "vs_schema_version"
+
+#: Numbered migrations of vectorstore's own tables; each applied once, in order, in
+#: one write transaction (so concurrent openers serialise and see the result).
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (1, f"""CREATE TABLE IF NOT EXISTS "{CATALOG}" (
+            name TEXT PRIMARY KEY NOT NULL,
+            spec TEXT NOT NULL CHECK (json_valid(spec)),
+            created_at TEXT NOT NULL
+        )"""),
+)
+
+_COLUMN_TYPES = {
+    FieldType.TEXT: "TEXT",
+    FieldType.INT: "INTEGER",
+    FieldType.FLOAT: "REAL",
+    FieldType.BOOL: "INTEGER",
+    FieldType.DATE: "TEXT",
+    FieldType.TIMESTAMP: "INTEGER",
+    FieldType.JSON: "TEXT",
+    FieldType.INT_ARRAY: "TEXT",
+    FieldType.TEXT_ARRAY: "TEXT",
+}
+
+
+def q(name: str) -> str:
+    """Quote a validated identifier (collection or field name, possibly with a ``__`` suffix)."""
+    if '"' in name or "\x00" in name:  # pragma: no cover - names are validated upstream
+        raise ValueError(f"refusing to quote identifier {name!r}")
+    return f'"{name}"'
+
+
+def vec_table(spec_name: str) -> str:
+    return f"{spec_name}__vec"
+
+
+#: sqlite-vec's vec0 refuses wider vectors. A constant of ours, not read from sqlite-vec, so whether
+#: a collection has a vec0 table never changes under an existing file when sqlite-vec is upgraded.
+VEC0_MAX_DIM = 8192
+
+
+def has_vec_index(spec: CollectionSpec) -> bool:
+    """Whether the collection has a vec0 mirror: vec0 has cosine and l2 but no inner-product
+    metric, and at most VEC0_MAX_DIM dimensions. Without one, every search scans the row table."""
+    return spec.metric in (Metric.COSINE, Metric.L2) and spec.dim <= VEC0_MAX_DIM
+
+
+def create_statements(spec: CollectionSpec) -> list[str]:
+    """DDL for a new collection (run inside the catalog insert's transaction)."""
+    check_name(spec.name)
+    t = q(spec.name)
+    id_col = "INTEGER" if spec.id_type is IdType.INT else "TEXT"
+    cols = [
+        "_key INTEGER PRIMARY KEY",
+        f"id {id_col} NOT NULL UNIQUE",
+        # Small typed columns before the blob so filters read them without following overflow pages.
+        *(f"{q(name)} {_COLUMN_TYPES[kind]}" for name, kind in spec.fields.items()),
+        "_norm REAL NOT NULL",
+        "_vector BLOB NOT NULL",
+        "_metadata TEXT NOT NULL",
+    ]
+    out = [
+        f"CREATE TABLE {t} ({', '.join(cols)})",
+        # min/max norm in O(log n): the search's error bounds and range checks need them.
+        f"CREATE INDEX {q(spec.name + '__norm')} ON {t} (_norm)",
+    ]
+    if has_vec_index(spec):
+        v = q(vec_table(spec.name))
+        metric = "cosine" if spec.metric is Metric.COSINE else "l2"
+        out += [
+            f"CREATE VIRTUAL TABLE {v} USING vec0(embedding float[{spec.dim}] distance_metric={metric})",
+            # New rows are mirrored in bulk by the writer (faster than a per-row trigger);
+            # updates and deletes, from any statement, by these triggers.
+            f"CREATE TRIGGER {q(spec.name + '__au')} AFTER UPDATE OF _vector ON {t} BEGIN "
+            f"UPDATE {v} SET embedding = NEW._vector WHERE rowid = NEW._key; END",
+            f"CREATE TRIGGER {q(spec.name + '__ad')} AFTER DELETE ON {t} BEGIN "
+            f"DELETE FROM {v} WHERE rowid = OLD._key; END",
+        ]
+    return out
+
+
+def drop_statements(name: str) -> list[str]:
+    check_name(name)
+    # Dropping the row table drops its triggers and index too.
+    return [f"DROP TABLE IF EXISTS {q(vec_table(name))}", f"DROP TABLE IF EXISTS {q(name)}"]
+
+
+# -- values --------------------------------------------------------------------
+
+
+def _date_out(value: dt.date) -> str:
+    return value.isoformat()
+
+
+def _timestamp_out(value: dt.datetime) -> int:
+    # Exact integer arithmetic: no float rounding of microseconds.
+    return (value - EPOCH) // ONE_MICROSECOND
+
+
+def _bool_out(value: bool) -> int:
+    return 1 if value else 0
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+_TO_SQL: dict[FieldType, Callable[[Any], Any]] = {
+    FieldType.TEXT: _identity,
+    FieldType.INT: _identity,
+    FieldType.FLOAT: float,
+    FieldType.BOOL: _bool_out,
+    FieldType.DATE: _date_out,
+    FieldType.TIMESTAMP: _timestamp_out,
+    FieldType.JSON: dump_json,
+    FieldType.INT_ARRAY: dump_json,
+    FieldType.TEXT_ARRAY: dump_json,
+}
+
+
+def _timestamp_in(value: int) -> dt.datetime:
+    return EPOCH + value * ONE_MICROSECOND
+
+
+def _bool_in(value: int) -> bool:
+    return bool(value)
+
+
+_FROM_SQL: dict[FieldType, Callable[[Any], Any]] = {
+    FieldType.TEXT: _identity,
+    FieldType.INT: _identity,
+    FieldType.FLOAT: float,
+    FieldType.BOOL: _bool_in,
+    FieldType.DATE: dt.date.fromisoformat,
+    FieldType.TIMESTAMP: _timestamp_in,
+    FieldType.JSON: json.loads,
+    FieldType.INT_ARRAY: json.loads,
+    FieldType.TEXT_ARRAY: json.loads,
+}
+
+
+def to_sql(kind: FieldType, value: Any) -> Any:
+    """A field value (already normalised by the core) as stored; None stays NULL."""
+    return None if value is None else _TO_SQL[kind](value)
+
+
+def from_sql(kind: FieldType, value: Any) -> Any:
+    return None if value is None else _FROM_SQL[kind](value)
+
+
+class RowCodec:
+    """Converts between a batch's records and row-table tuples for one collection."""
+
+    def __init__(self, spec: CollectionSpec) -> None:
+        self.spec = spec
+        self.names = list(spec.fields)
+        self._out = [(name, _TO_SQL[kind]) for name, kind in spec.fields.items()]
+        self._in = [_FROM_SQL[kind] for kind in spec.fields.values()]
+        t = q(spec.name)
+        field_cols = "".join(f"{q(n)}, " for n in self.names)
+        #: The columns a read selects, in the order :meth:`decode` expects.
+        self.select_cols = f"id, {field_cols}_metadata"
+        cols = f"id, {field_cols}_norm, _vector, _metadata"
+        marks = ", ".join(["?"] * (len(self.names) + 4))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in [*map(q, self.names), "_norm", "_vector", "_metadata"])
+        self.insert_sql = f"INSERT INTO {t} ({cols}) VALUES ({marks})"
+        self.upsert_sql = f"{self.insert_sql} ON CONFLICT (id) DO UPDATE SET {updates}"
+
+    def encode(self, ids: list[Any], fields: list[dict[str, Any]], norms: list[float], blobs: list[bytes],
+               metadata: list[str]) -> list[tuple[Any, ...]]:
+        out = self._out
+        return [
+            (rid, *[None if (v := f[name]) is None else conv(v) for name, conv in out], norm, blob, meta)
+            for rid, f, norm, blob, meta in zip(ids, fields, norms, blobs, metadata, strict=True)
+        ]
+
+    def decode_fields(self, values: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
+        """Field values (in ``self.names`` order) back to Python types."""
+        return {name: None if v is None else conv(v) for name, conv, v in zip(self.names, self._in, values,
+                                                                               strict=True)}
+
+
+# -- filters -------------------------------------------------------------------
+
+
+class SqliteDialect:
+    """The :class:`vectorstore.sqlfilter.SqlDialect` for SQLite.
+
+    Every fragment is two-valued (never NULL) so ``NOT`` is an exact complement.
+    Arrays are JSON text, read with ``json_each``.
+    """
+
+    placeholder = "?"
+
+    def column(self, field: str) -> str:
+        return q(check_name(field, "field"))
+
+    def adapt(self, kind: FieldType, value: Any) -> Any:
+        return to_sql(kind, value)
+
+    def null_safe_eq(self, column: str, placeholder: str) -> str:
+        # The parameter is never NULL here, so IS is plain equality that is false on NULL.
+        return f"({column} IS {placeholder})"
+
+    def array_overlap(self, column: str, kind: FieldType, values: tuple[Any, ...], params: list[Any]) -> str:
+        distinct = list(dict.fromkeys(values))
+        if not distinct:
+            return "(1=0)"
+        params.extend(distinct)
+        marks = ", ".join(["?"] * len(distinct))
+        return (f"({column} IS NOT NULL AND EXISTS (SELECT 1 FROM json_each({column}) "
+                f"WHERE json_each.value IN ({marks})))")
+
+    def array_contains(self, column: str, kind: FieldType, values: tuple[Any, ...], params: list[Any]) -> str:
+        distinct = list(dict.fromkeys(values))
+        if not distinct:
+            return f"({column} IS NOT NULL)"
+        params.extend(distinct)
+        marks = ", ".join(["?"] * len(distinct))
+        return (f"({column} IS NOT NULL AND (SELECT count(DISTINCT json_each.value) FROM json_each({column}) "
+                f"WHERE json_each.value IN ({marks})) = {len(distinct)})")
+
+
+DIALECT = SqliteDialect()
