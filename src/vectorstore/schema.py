@@ -207,7 +207,8 @@ class CollectionSpec:
     name: str = attrs.field(converter=check_name)
     dim: int = attrs.field(validator=_check_dim)
     metric: Metric = attrs.field(default=Metric.COSINE, converter=_to_metric)
-    fields: Mapping[str, FieldType] = attrs.field(factory=dict, converter=_convert_fields)
+    # Excluded from the hash (a dict is not hashable) but not from equality.
+    fields: Mapping[str, FieldType] = attrs.field(factory=dict, converter=_convert_fields, hash=False)
     index: HNSW = attrs.field(factory=HNSW)
     id_type: IdType = attrs.field(default=IdType.TEXT, converter=_to_id_type)
 

@@ -1,0 +1,591 @@
+"""The PostgreSQL backend: psycopg 3 (async) + psycopg-pool, pgvector or ruvector.
+
+Design, in short:
+
+- **Connections.** An ``AsyncConnectionPool`` of autocommit connections; each is
+  prepared by the ``vectorstore_prepare_connection`` hook (pgvector's binary
+  adapters, JSON codecs) with no round trip. A single read is one round trip; writes
+  and searches open their own transaction, pipelined with their statements.
+- **Transactions.** ``transaction()`` holds one pooled connection in a contextvar;
+  every operation inside uses it, and runs in a savepoint so a failed operation
+  (say ``DuplicateId``) leaves the caller's transaction usable, as in the reference.
+- **Search.** One pipelined transaction per query batch: ``set_config(...,
+  true)`` (= ``SET LOCAL``) of ``hnsw.ef_search`` and iterative scans, then one
+  statement per query. Small collections are searched exactly; larger ones through
+  the HNSW index, re-ranked in float64 (pgvector accumulates in float32), with an
+  exact re-run when the index returns too few rows (filters never starve results)
+  or a tie may cross the k-th place.
+- **Writes.** Small batches: a pipelined ``executemany``. Large batches: ``COPY``
+  (binary for pgvector, text for ruvector) into a temporary staging table, then one
+  ``INSERT ... SELECT ... ON CONFLICT``. Either way one transaction: all or nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import datetime as dt
+import inspect
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import numpy as np
+import psycopg
+import psycopg.errors
+from psycopg import pq, sql
+from psycopg.types import TypeInfo
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from vectorstore import registry
+from vectorstore.config import StoreConfig
+from vectorstore.errors import (
+    BackendUnavailable,
+    CollectionExists,
+    CollectionNotFound,
+    DuplicateId,
+    ExtensionMissing,
+)
+from vectorstore.filters import Filter, MatchAll
+from vectorstore.records import Hit, Record, RecordBatch, RecordId, Vector, dump_json
+from vectorstore.schema import CollectionSpec, FieldType
+from vectorstore.scoring import exact_distances
+from vectorstore.spi import Capabilities, Check, Health
+from vectorstore_postgres import migrations
+from vectorstore_postgres.connection import (
+    Settings,
+    Setup,
+    parse_settings,
+    remember,
+    translate_errors,
+    unavailable,
+)
+from vectorstore_postgres.dialect import DIALECTS, Dialect, PgVector, RuVector
+from vectorstore_postgres.queries import CollectionSQL, table_name
+
+log = logging.getLogger("vectorstore.postgres")
+
+CAPABILITIES = Capabilities(persistent=True, transactions=True, exact_search=False, concurrent_processes=True)
+
+#: Extra rows fetched beyond k and re-ranked in float64: the server ranks with float32
+#: arithmetic, so near-ties around the k-th place can come back in the wrong order.
+RERANK_MARGIN = 8
+
+AConn = psycopg.AsyncConnection[Any]
+
+
+async def detect_dialect(conn: AConn, settings: Settings) -> Dialect:
+    """Find the vector extension; create pgvector if neither is installed."""
+    found = await _installed_extensions(conn)
+    if not found:
+        try:
+            async with conn.transaction():
+                # Serialise concurrent openers: CREATE EXTENSION IF NOT EXISTS still races.
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('vectorstore:extension', 0))")
+                await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        except psycopg.errors.QueryCanceled:
+            raise
+        except psycopg.Error as exc:
+            raise ExtensionMissing(
+                f"the database at {settings.target} has neither the pgvector ('vector') nor the 'ruvector' extension, "
+                f"and creating pgvector failed: {str(exc).strip().splitlines()[0]}. Install pgvector on the server "
+                "(e.g. apt install postgresql-<version>-pgvector, or the pgvector/pgvector Docker image), then run "
+                "CREATE EXTENSION vector; in this database as a superuser or the database owner; or use the "
+                "ruvector image, whose database has CREATE EXTENSION ruvector") from None
+        found = await _installed_extensions(conn)
+    if "vector" in found:
+        return PgVector(extension_version=found["vector"])
+    version = found["ruvector"]
+    cur = await conn.execute("SELECT amname FROM pg_am WHERE amname IN ('ruhnsw', 'hnsw') ORDER BY amname DESC")
+    methods = [row[0] for row in await cur.fetchall()]
+    method = "ruhnsw" if "ruhnsw" in methods else "hnsw"
+    # Which sign does <#> have here? 0.3.0 returns +dot; a later release may follow pgvector.
+    cur = await conn.execute("SELECT '[1]'::ruvector <#> '[1]'::ruvector")
+    row = await cur.fetchone()
+    sign = 1 if row is not None and float(row[0]) > 0 else -1
+    return RuVector(extension_version=version, access_method=method, ip_sign=sign)
+
+
+async def _installed_extensions(conn: AConn) -> dict[str, str]:
+    cur = await conn.execute(
+        "SELECT extname, extversion FROM pg_extension WHERE extname = ANY(%s)", [list(DIALECTS)])
+    return {name: version for name, version in await cur.fetchall()}
+
+
+async def open_backend(config: StoreConfig) -> PostgresBackend:
+    """Connect, detect the dialect, migrate, and open the pool."""
+    settings = parse_settings(config)
+    kwargs = settings.connect_kwargs()
+    try:
+        boot = await psycopg.AsyncConnection.connect(settings.conninfo, autocommit=True, **kwargs)
+    except psycopg.OperationalError as exc:
+        raise unavailable(settings, exc) from None
+    try:
+        with translate_errors(settings):
+            dialect = await detect_dialect(boot, settings)
+            await migrations.migrate(boot, settings.schema)
+            info = await TypeInfo.fetch(boot, "vector") if dialect.binary_vectors else None
+            if dialect.binary_vectors and info is None:
+                raise ExtensionMissing(f"the pgvector extension is installed at {settings.target} but its 'vector' "
+                                       "type is not on the search_path; add the extension's schema to search_path")
+    finally:
+        await boot.close()
+    backend = PostgresBackend(settings, Setup(dialect=dialect, vector_info=info))
+    await backend._open_pool()
+    return backend
+
+
+class PostgresBackend:
+    name = "postgres"
+    capabilities = CAPABILITIES
+
+    def __init__(self, settings: Settings, setup: Setup) -> None:
+        self.settings = settings
+        self.setup = setup
+        self.dialect = setup.dialect
+        self._held: contextvars.ContextVar[AConn | None] = contextvars.ContextVar(
+            f"vectorstore_postgres_txn_{id(self)}", default=None)
+        self._sql: dict[str, CollectionSQL] = {}
+        self._stage_ids = itertools.count()
+        self._pool: AsyncConnectionPool[AConn] = AsyncConnectionPool(
+            settings.conninfo, min_size=settings.pool_min, max_size=settings.pool_max,
+            kwargs={"autocommit": True, **settings.connect_kwargs()}, configure=self._configure,
+            timeout=settings.connect_timeout, open=False, name=f"vectorstore:{settings.target}")
+
+    async def _open_pool(self) -> None:
+        try:
+            await self._pool.open(wait=self.settings.pool_min > 0, timeout=self.settings.connect_timeout)
+        except Exception as exc:
+            await self._pool.close()
+            raise unavailable(self.settings, exc) from exc
+
+    async def _configure(self, conn: AConn) -> None:
+        remember(conn, self.setup)
+        for result in registry.prepare_connection(conn, "postgres"):
+            if inspect.isawaitable(result):
+                await result
+
+    # -- connections -------------------------------------------------------------
+
+    def _q(self, spec: CollectionSpec) -> CollectionSQL:
+        # CollectionSpec holds a dict (unhashable): key the cache by its canonical JSON.
+        key = dump_json(spec.to_dict())
+        found = self._sql.get(key)
+        if found is None:
+            found = self._sql[key] = CollectionSQL(self.settings.schema, spec, self.dialect)
+        return found
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, collection: str | None = None) -> AsyncIterator[AConn]:
+        """A connection: the transaction's (inside a savepoint) or a pooled one."""
+        with translate_errors(self.settings, collection):
+            held = self._held.get()
+            if held is not None:
+                async with held.transaction():
+                    yield held
+                return
+            async with self._pool.connection() as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        held = self._held.get()
+        if held is not None:
+            with translate_errors(self.settings):
+                async with held.transaction():
+                    yield
+            return
+        with translate_errors(self.settings):
+            async with self._pool.connection() as conn, conn.transaction():
+                token = self._held.set(conn)
+                try:
+                    yield
+                finally:
+                    self._held.reset(token)
+
+    def _table_sql(self) -> sql.Composable:
+        return sql.Identifier(self.settings.schema, migrations.CATALOG_TABLE)
+
+    # -- catalog ---------------------------------------------------------------
+
+    async def create_collection(self, spec: CollectionSpec) -> None:
+        q = self._q(spec)
+        async with self._connection() as conn, conn.transaction():
+            cur = await conn.execute(sql.SQL(
+                "INSERT INTO {} (name, spec, table_name) VALUES (%s, %s, %s) ON CONFLICT (name) DO NOTHING "
+                "RETURNING name").format(self._table_sql()), [spec.name, Jsonb(spec.to_dict()), table_name(spec.name)])
+            if await cur.fetchone() is None:
+                raise CollectionExists(f"collection {spec.name!r} already exists")
+            await conn.execute(q.create_table())
+            index = q.create_index()
+            if index is not None:
+                await conn.execute(index)
+
+    async def get_collection(self, name: str) -> CollectionSpec:
+        async with self._connection() as conn:
+            cur = await conn.execute(sql.SQL("SELECT spec FROM {} WHERE name = %s").format(self._table_sql()),
+                                     [name], prepare=True)
+            row = await cur.fetchone()
+        if row is None:
+            raise CollectionNotFound(f"collection {name!r} does not exist; create it with store.create_collection()")
+        return CollectionSpec.from_dict(row[0])
+
+    async def list_collections(self) -> list[CollectionSpec]:
+        async with self._connection() as conn:
+            cur = await conn.execute(sql.SQL("SELECT spec FROM {} ORDER BY name").format(self._table_sql()))
+            rows = await cur.fetchall()
+        return [CollectionSpec.from_dict(row[0]) for row in rows]
+
+    async def drop_collection(self, name: str) -> bool:
+        async with self._connection() as conn, conn.transaction():
+            cur = await conn.execute(sql.SQL("DELETE FROM {} WHERE name = %s RETURNING table_name").format(
+                self._table_sql()), [name])
+            row = await cur.fetchone()
+            if row is None:
+                return False
+            await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(
+                sql.Identifier(self.settings.schema, row[0])))
+        # Forget cached SQL of any spec with this name (a re-created one may differ).
+        for key in [key for key, q in self._sql.items() if q.spec.name == name]:
+            del self._sql[key]
+        return True
+
+    # -- writes ----------------------------------------------------------------
+
+    def _row(self, spec: CollectionSpec, batch: RecordBatch, i: int) -> list[Any]:
+        row: list[Any] = [batch.ids[i], self.dialect.encode(batch.vectors[i], spec.dim)]
+        fields = batch.fields[i]
+        for name, kind in spec.fields.items():
+            value = fields.get(name)
+            if kind is FieldType.JSON and value is not None:
+                value = Jsonb(value)
+            row.append(value)
+        row.append(Jsonb(batch.metadata[i]))
+        return row
+
+    async def upsert(self, spec: CollectionSpec, batch: RecordBatch) -> None:
+        await self._write(spec, batch, replace=True)
+
+    async def insert(self, spec: CollectionSpec, batch: RecordBatch) -> None:
+        await self._write(spec, batch, replace=False)
+
+    async def _write(self, spec: CollectionSpec, batch: RecordBatch, *, replace: bool) -> None:
+        q = self._q(spec)
+        inserted: set[RecordId] = set()
+        async with self._connection(spec.name) as conn:
+            try:
+                async with conn.transaction():
+                    if len(batch) >= self.settings.copy_threshold:
+                        inserted = await self._write_copy(conn, q, batch, replace=replace)
+                    else:
+                        inserted = await self._write_rows(conn, q, batch, replace=replace)
+                    if not replace and len(inserted) < len(batch):
+                        raise _Duplicates()
+            except _Duplicates:
+                existing = [rid for rid in batch.ids if rid not in inserted]
+                raise DuplicateId(
+                    f"{len(existing)} id(s) already exist in {spec.name!r}: {existing[:10]!r}; nothing was "
+                    "written. Use upsert() to replace records", ids=existing) from None
+
+    async def _write_rows(self, conn: AConn, q: CollectionSQL, batch: RecordBatch, *,
+                          replace: bool) -> set[RecordId]:
+        rows = [self._row(q.spec, batch, i) for i in range(len(batch))]
+        async with conn.cursor() as cur:
+            if replace:
+                # executemany runs in pipeline mode: one round trip for the whole batch.
+                await cur.executemany(q.upsert_row, rows)
+                return set()
+            await cur.executemany(q.insert_row, rows, returning=True)
+            inserted: set[RecordId] = set()
+            while True:
+                inserted.update(r[0] for r in await cur.fetchall())
+                if not cur.nextset():
+                    break
+            return inserted
+
+    async def _write_copy(self, conn: AConn, q: CollectionSQL, batch: RecordBatch, *,
+                          replace: bool) -> set[RecordId]:
+        n = len(batch)
+        # A bulk write is legitimately long (HNSW insertion runs at a few hundred rows/s
+        # for 384-d vectors): the statement timeout applies per 1,000 rows of the batch.
+        budget = self.settings.statement_timeout * max(1, -(-n // 1000))
+        await conn.execute("SELECT set_config('statement_timeout', %s, true)",
+                           [f"{round(budget * 1000)}ms" if self.settings.statement_timeout else "0"])
+        rebuild = False
+        if q.has_index and n >= self.settings.rebuild_index_above:
+            cur = await conn.execute(q.estimate_rows())
+            row = await cur.fetchone()
+            # Building the graph once is ~4x faster than inserting row by row; worth it
+            # when the batch is at least as big as the table (an initial load). It holds
+            # an exclusive lock on the table until the transaction commits.
+            rebuild = row is not None and float(row[0]) <= n
+        stage = f"vs_stage_{next(self._stage_ids)}"
+        clock = [time.perf_counter()]
+        await conn.execute(q.create_stage(stage))
+        async with conn.cursor() as cur:
+            async with cur.copy(q.copy_stage(stage)) as copy:
+                if self.dialect.copy_format == "binary":
+                    copy.set_types(q.copy_types(self.dialect.type_name))
+                for i in range(n):
+                    await copy.write_row(self._row(q.spec, batch, i))
+            clock.append(time.perf_counter())
+            if rebuild:
+                await cur.execute(q.drop_index())
+            await cur.execute(q.merge_stage(stage, replace=replace))
+            inserted: set[RecordId] = set()
+            if not replace:
+                inserted = {r[0] for r in await cur.fetchall()}
+            await cur.execute(q.drop_stage(stage))
+            clock.append(time.perf_counter())
+            if rebuild:
+                index = q.create_index()
+                assert index is not None
+                # Never lower the server's setting; raise it to what the graph needs, up to
+                # the index_build_memory option, for this transaction only.
+                want = min(self.settings.index_build_memory, _graph_bytes(q.spec, n))
+                await cur.execute(
+                    "SELECT set_config('maintenance_work_mem', (GREATEST(pg_size_bytes(current_setting("
+                    "'maintenance_work_mem')), %s::bigint) / 1024)::text || 'kB', true)", [want])
+                await cur.execute(index)
+                # Fresh statistics: the planner and the search's size gate read them.
+                await cur.execute(q.analyze())
+                clock.append(time.perf_counter())
+        log.debug("bulk %s of %d rows into %s: copy %.2fs, merge %.2fs%s", "upsert" if replace else "insert", n,
+                  q.spec.name, clock[1] - clock[0], clock[2] - clock[1],
+                  f", index rebuild {clock[3] - clock[2]:.2f}s" if rebuild else "")
+        return inserted
+
+    async def delete(self, spec: CollectionSpec, ids: Sequence[RecordId] | None, where: Filter | None) -> int:
+        q = self._q(spec)
+        async with self._connection(spec.name) as conn:
+            if ids is not None:
+                cur = await conn.execute(q.delete_ids, [list(ids)], prepare=True)
+            else:
+                statement, params = q.delete_where(where or MatchAll())
+                cur = await conn.execute(statement, params, prepare=True)
+            return cur.rowcount
+
+    # -- reads -----------------------------------------------------------------
+
+    def _record(self, spec: CollectionSpec, row: Sequence[Any]) -> Record:
+        rid, vector, fields, metadata = self._decode(spec, row)
+        return Record(id=rid, vector=vector, fields=fields, metadata=metadata)
+
+    def _decode(self, spec: CollectionSpec, row: Sequence[Any]) -> tuple[RecordId, Vector, dict[str, Any],
+                                                                         dict[str, Any]]:
+        fields: dict[str, Any] = {}
+        for offset, (name, kind) in enumerate(spec.fields.items(), start=2):
+            value = row[offset]
+            if kind is FieldType.TIMESTAMP and value is not None:
+                value = value.astimezone(dt.UTC)
+            fields[name] = value
+        return row[0], self.dialect.decode(row[1], spec.dim), fields, row[-1]
+
+    async def get(self, spec: CollectionSpec, ids: Sequence[RecordId]) -> list[Record]:
+        q = self._q(spec)
+        async with self._connection(spec.name) as conn:
+            cur = conn.cursor(binary=True)
+            await cur.execute(q.get, [list(ids)], prepare=True)
+            rows = await cur.fetchall()
+        found = {row[0]: row for row in rows}
+        return [self._record(spec, found[rid]) for rid in ids if rid in found]
+
+    async def count(self, spec: CollectionSpec, where: Filter) -> int:
+        statement, params = self._q(spec).count(where)
+        async with self._connection(spec.name) as conn:
+            cur = await conn.execute(statement, params, prepare=True)
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def page(self, spec: CollectionSpec, after: RecordId | None, limit: int) -> list[Record]:
+        q = self._q(spec)
+        async with self._connection(spec.name) as conn:
+            cur = conn.cursor(binary=True)
+            if after is None:
+                await cur.execute(q.page_first, [limit], prepare=True)
+            else:
+                await cur.execute(q.page_after, [after, limit], prepare=True)
+            rows = await cur.fetchall()
+        return [self._record(spec, row) for row in rows]
+
+    # -- search ----------------------------------------------------------------
+
+    async def search(self, spec: CollectionSpec, queries: Vector, k: int, where: Filter,
+                     max_distance: float | None, ef_search: int | None, include_vector: bool) -> list[list[Hit]]:
+        q = self._q(spec)
+        fetch = k + RERANK_MARGIN
+        plans = [self.dialect.index_usable(query, fetch) for query in queries]
+        rows = await self._run_search(q, queries, plans, fetch, where, ef_search)
+        results: list[list[Hit] | None] = []
+        redo: list[int] = []
+        for i, (query, query_rows) in enumerate(zip(queries, rows, strict=True)):
+            hits = self._rank(spec, query, query_rows, k, fetch, max_distance, include_vector)
+            if hits is None:
+                redo.append(i)
+            results.append(hits)
+        if redo:
+            # The index answered with too few rows or an unresolved tie: run those exactly.
+            exact_rows = await self._run_search(q, queries[redo], [False] * len(redo), fetch, where, ef_search)
+            for i, query_rows in zip(redo, exact_rows, strict=True):
+                results[i] = self._rank(spec, queries[i], query_rows, k, fetch, max_distance, include_vector)
+        return [hits or [] for hits in results]
+
+    @contextlib.asynccontextmanager
+    async def _search_scope(self, conn: AConn, ef_search: int | None, fetch: int) -> AsyncIterator[None]:
+        """One pipelined transaction with the search settings applied.
+
+        ``set_config(..., true)`` is ``SET LOCAL``: the settings end with this transaction,
+        so they never leak into the session. BEGIN, the settings, the statements run
+        inside and COMMIT leave in one flush: one round trip per search batch.
+        (COMMIT, not ROLLBACK: psycopg drops every prepared statement on ROLLBACK.)
+        Inside a caller's transaction a rolled-back savepoint ends the settings instead.
+        """
+        ef = max(ef_search or 40, fetch)
+        settings = self.dialect.search_settings(ef, scan_tuples=max(20_000, 50 * fetch))
+        calls = ", ".join("set_config(%s, %s, true)" for _ in settings)
+        statement = f"SELECT {calls}"
+        values = [v for pair in settings for v in pair]
+        if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            async with conn.pipeline(), conn.transaction(force_rollback=True):
+                await conn.execute(statement, values, prepare=True)
+                yield
+            return
+        try:
+            async with conn.pipeline():
+                await conn.execute("BEGIN")
+                await conn.execute(statement, values, prepare=True)
+                yield
+                await conn.execute("COMMIT")
+        except BaseException:
+            if conn.info.transaction_status != pq.TransactionStatus.IDLE and not conn.closed:
+                await conn.execute("ROLLBACK")
+            raise
+
+    async def _run_search(self, q: CollectionSQL, queries: Vector, plans: list[bool], fetch: int, where: Filter,
+                          ef_search: int | None) -> list[list[Any]]:
+        cursors: list[psycopg.AsyncCursor[Any]] = []
+        async with self._connection(q.spec.name) as conn:
+            async with self._search_scope(conn, ef_search, fetch):
+                for query, indexed in zip(queries, plans, strict=True):
+                    statement, fparams, uses_index = q.search(where, indexed=indexed)
+                    vec = self.dialect.encode(query, q.spec.dim)
+                    if uses_index:
+                        gate = self.settings.exact_search_below
+                        params = [gate, *fparams, vec, fetch, gate, *fparams, vec, fetch]
+                    else:
+                        params = [*fparams, vec, fetch]
+                    cur = conn.cursor(binary=True)
+                    await cur.execute(statement, params, prepare=True)
+                    cursors.append(cur)
+            # The pipeline has synced: every result is already here.
+            return [await cur.fetchall() for cur in cursors]
+
+    def _rank(self, spec: CollectionSpec, query: Vector, rows: list[Any], k: int, fetch: int,
+              max_distance: float | None, include_vector: bool) -> list[Hit] | None:
+        """Hits from candidate rows, or None when the index's answer cannot be trusted."""
+        if not rows:
+            return []
+        decoded = [self._decode(spec, row[1:]) for row in rows]
+        matrix = np.stack([d[1] for d in decoded])
+        dist = exact_distances(spec.metric, matrix, query)
+        order = sorted(range(len(decoded)), key=lambda i: (dist[i], decoded[i][0]))
+        from_index = rows[0][0] == 1
+        if from_index:
+            if len(rows) < k:
+                return None  # filter or index cap starved the scan
+            if len(rows) == fetch and len(order) >= k and dist[order[k - 1]] == dist[order[-1]]:
+                return None  # the k-th place is tied with rows the index may not have returned
+        hits: list[Hit] = []
+        for i in order[:k]:
+            d = float(dist[i])
+            if max_distance is not None and d > max_distance:
+                break
+            rid, vector, fields, metadata = decoded[i]
+            hits.append(Hit(id=rid, distance=d, similarity=spec.metric.similarity(d), fields=fields,
+                            metadata=metadata, vector=vector if include_vector else None))
+        return hits
+
+    # -- operations --------------------------------------------------------------
+
+    async def health(self) -> Health:
+        start = time.perf_counter()
+        ok = True
+        error = ""
+        try:
+            async with self._connection() as conn:
+                await conn.execute("SELECT 1", prepare=True)
+        except BackendUnavailable as exc:
+            ok, error = False, str(exc)
+        latency = (time.perf_counter() - start) * 1000
+        stats = self._pool.get_stats()
+        details: dict[str, Any] = {
+            "target": self.settings.target, "dialect": self.dialect.name,
+            "pool": {"min": self.settings.pool_min, "max": self.settings.pool_max,
+                     "size": stats.get("pool_size", 0), "available": stats.get("pool_available", 0),
+                     "waiting": stats.get("requests_waiting", 0)},
+        }
+        if error:
+            details["error"] = error
+        return Health(ok=ok, backend=self.name, latency_ms=latency, details=details)
+
+    async def doctor(self) -> list[Check]:
+        checks: list[Check] = []
+        try:
+            async with self._connection() as conn:
+                cur = await conn.execute(
+                    "SELECT current_setting('server_version'), current_setting('statement_timeout'), "
+                    "current_user, current_database()")
+                row = await cur.fetchone()
+                assert row is not None
+                version, timeout, user, database = row
+                tls = conn.pgconn.ssl_in_use
+                host = conn.info.host
+                cur = await conn.execute(sql.SQL("SELECT spec FROM {}").format(self._table_sql()))
+                specs = [CollectionSpec.from_dict(r[0]) for r in await cur.fetchall()]
+        except BackendUnavailable as exc:
+            return [Check("connection", False, str(exc), "start the server or fix the URL")]
+        checks.append(Check("server", True, f"PostgreSQL {version} at {self.settings.target} "
+                                            f"(user {user}, database {database})"))
+        checks.append(Check("extension", True, f"{self.dialect.extension} {self.dialect.extension_version}"))
+        checks.append(Check("dialect", True, self.dialect.describe()))
+        checks.append(Check("pool", True, f"min {self.settings.pool_min}, max {self.settings.pool_max}, "
+                                          f"connect timeout {self.settings.connect_timeout:g}s"))
+        checks.append(Check("statement timeout", True if timeout != "0" else None,
+                            f"{timeout} (statement_timeout option: {self.settings.statement_timeout:g}s)",
+                            "" if timeout != "0" else "set statement_timeout=10s so a runaway query cannot hang"))
+        local = host.startswith("/") or host in ("localhost", "127.0.0.1", "::1")
+        if tls:
+            checks.append(Check("tls", True, "the connection is encrypted (TLS)"))
+        else:
+            checks.append(Check("tls", True if local else None, f"the connection to {host} is not encrypted",
+                                "" if local else "add ?sslmode=require (or verify-full) to the URL"))
+        checks.append(Check("schema", True, f"tables live in schema {self.settings.schema!r}; "
+                                            f"{len(specs)} collection(s)"))
+        for spec in specs:
+            if not self.dialect.can_index(spec.metric, spec.dim):
+                checks.append(Check(f"index {spec.name}", None,
+                                    f"collection {spec.name!r} ({spec.dim} dimensions, {spec.metric.value}) has no "
+                                    f"HNSW index under {self.dialect.name}: searches are exact sequential scans",
+                                    "fine for small collections; reduce the dimension (at most 2000 for pgvector "
+                                    "HNSW) for large ones"))
+        for name, detail, fix in self.dialect.warnings():
+            checks.append(Check(name, None, detail, fix))
+        return checks
+
+    async def aclose(self) -> None:
+        await self._pool.close()
+
+
+def _graph_bytes(spec: CollectionSpec, rows: int) -> int:
+    """Rough size of pgvector's in-memory HNSW graph: each element holds its vector and
+    about 2*m neighbour entries on layer 0 (plus slack for upper layers and headers)."""
+    return rows * (4 * spec.dim + 2 * spec.index.m * 12 + 256)
+
+
+class _Duplicates(Exception):
+    """Internal: insert met existing ids; raised inside the transaction to roll it back."""
+
+

@@ -1,0 +1,257 @@
+"""Connection settings, connection set-up, and the translation of driver errors.
+
+:class:`Settings` is parsed once from the store URL and options. Every pooled
+connection is prepared by :func:`prepare` (through the ``vectorstore_prepare_connection``
+hook): pgvector's binary adapters, and JSON codecs that round-trip like the
+reference backend. Session settings (statement timeout, UTC) travel in the libpq
+``options`` of the startup packet, so preparing a connection costs no round trip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+import urllib.parse
+import weakref
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import attrs
+import psycopg
+import psycopg.errors
+from psycopg.types import TypeInfo
+from psycopg.types.json import set_json_dumps, set_json_loads
+
+from vectorstore.config import StoreConfig, parse_duration, parse_int
+from vectorstore.errors import BackendUnavailable, CollectionNotFound, ConfigError
+from vectorstore.records import INT64_MAX, INT64_MIN, dump_json
+from vectorstore_postgres.dialect import Dialect
+
+SCHEMA_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+DEFAULTS: dict[str, Any] = {
+    "pool_min": 2,
+    "pool_max": 10,
+    "connect_timeout": 30.0,
+    "statement_timeout": 10.0,
+    "schema": "public",
+    # Collections with fewer (estimated) rows are searched exactly: a sequential scan of
+    # a few thousand rows is as fast as an index scan and has recall 1.0.
+    "exact_search_below": 10_000,
+    # Batches of at least this many records are written with COPY through a staging table.
+    "copy_threshold": 1_000,
+    # A COPY batch this large, and at least as large as the table, rebuilds the HNSW
+    # index instead of inserting into it row by row.
+    "rebuild_index_above": 10_000,
+    # Upper bound of the memory an index rebuild may use (SET LOCAL maintenance_work_mem):
+    # pgvector builds ~4x faster when the whole graph fits in memory.
+    "index_build_memory": "1GB",
+}
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(kB|MB|GB|TB)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40}
+
+
+def parse_size(value: object, name: str) -> int:
+    """Bytes from ``512MB``, ``1GB``... (bare numbers are megabytes, as in PostgreSQL's settings)."""
+    match = _SIZE.match(str(value)) if not isinstance(value, bool) else None
+    if not match:
+        raise ConfigError(f"{name} must be a size such as 512MB or 1GB, got {value!r}")
+    return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "MB").lower()]
+
+
+def _libpq_keywords() -> frozenset[str]:
+    return frozenset(opt.keyword.decode() for opt in psycopg.pq.Conninfo.get_defaults())
+
+
+@attrs.frozen(slots=True)
+class Settings:
+    """Everything the backend needs to connect, parsed and checked."""
+
+    conninfo: str  # URL without vectorstore's own query parameters (may hold a password)
+    libpq: Mapping[str, str]  # extra libpq parameters given as options
+    pool_min: int
+    pool_max: int
+    connect_timeout: float
+    statement_timeout: float
+    schema: str
+    exact_search_below: int
+    copy_threshold: int
+    rebuild_index_above: int
+    index_build_memory: int  # bytes
+
+    @property
+    def target(self) -> str:
+        """``host:port/db`` for messages: never the password."""
+        params = psycopg.conninfo.conninfo_to_dict(self.conninfo)
+        params.update(self.libpq)
+        host = str(params.get("host") or params.get("hostaddr") or "localhost")
+        port = params.get("port")
+        db = params.get("dbname") or params.get("user") or "(default database)"
+        user = params.get("user")
+        where = f"{host}:{port}" if port else host
+        return f"{str(user) + '@' if user else ''}{where}/{db}"
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        """libpq keyword arguments for every connection (pooled or not)."""
+        kwargs: dict[str, Any] = dict(self.libpq)
+        # libpq counts whole seconds and treats 1 as 2; 0 would mean "wait forever".
+        kwargs["connect_timeout"] = max(2, math.ceil(self.connect_timeout))
+        session = f"-c statement_timeout={round(self.statement_timeout * 1000)} -c TimeZone=UTC"
+        given = kwargs.get("options") or psycopg.conninfo.conninfo_to_dict(self.conninfo).get("options")
+        kwargs["options"] = f"{given} {session}" if given else session
+        return kwargs
+
+
+def parse_settings(config: StoreConfig) -> Settings:
+    """Split the URL's query into vectorstore options and libpq parameters.
+
+    Keyword options override URL query parameters. Unknown names are an error unless
+    libpq knows them (``sslmode``, ``application_name``...), in which case they pass through.
+    """
+    parts = urllib.parse.urlsplit(config.url)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    ours: dict[str, Any] = {}
+    libpq_query: list[tuple[str, str]] = []
+    for key, value in query:
+        if key in DEFAULTS:
+            ours[key] = value
+        else:
+            libpq_query.append((key, value))
+    libpq_extra: dict[str, str] = {}
+    keywords = _libpq_keywords()
+    for key, value in config.options.items():
+        if key in DEFAULTS:
+            ours[key] = value
+        elif key in keywords:
+            libpq_extra[key] = str(value)
+        else:
+            raise ConfigError(
+                f"unknown option {key!r} for postgresql:// stores; known options: {', '.join(sorted(DEFAULTS))}, "
+                "or any libpq connection parameter (sslmode, application_name, ...)")
+    unknown = [k for k, _ in libpq_query if k not in keywords]
+    if unknown:
+        raise ConfigError(
+            f"unknown URL parameter(s) {', '.join(unknown)} in the postgresql:// URL; vectorstore options are "
+            f"{', '.join(sorted(DEFAULTS))}, and anything else must be a libpq connection parameter")
+    merged = {**DEFAULTS, **ours}
+    schema = str(merged["schema"])
+    if not SCHEMA_PATTERN.fullmatch(schema):
+        raise ConfigError(f"schema must be an identifier of letters, digits and _ (at most 63), got {schema!r}")
+    pool_min = parse_int(merged["pool_min"], "pool_min", 0, 1000)
+    pool_max = parse_int(merged["pool_max"], "pool_max", 1, 1000)
+    if pool_min > pool_max:
+        raise ConfigError(f"pool_min ({pool_min}) must not exceed pool_max ({pool_max})")
+    connect_timeout = parse_duration(merged["connect_timeout"], "s", "connect_timeout")
+    statement_timeout = parse_duration(merged["statement_timeout"], "s", "statement_timeout")
+    conninfo = urllib.parse.urlunsplit(
+        (parts.scheme, parts.netloc, parts.path, urllib.parse.urlencode(libpq_query), parts.fragment))
+    return Settings(
+        conninfo=conninfo, libpq=libpq_extra, pool_min=pool_min, pool_max=pool_max,
+        connect_timeout=connect_timeout, statement_timeout=statement_timeout, schema=schema,
+        exact_search_below=parse_int(merged["exact_search_below"], "exact_search_below", 0, 2**62),
+        copy_threshold=parse_int(merged["copy_threshold"], "copy_threshold", 1, 2**62),
+        rebuild_index_above=parse_int(merged["rebuild_index_above"], "rebuild_index_above", 1, 2**62),
+        index_build_memory=parse_size(merged["index_build_memory"], "index_build_memory"),
+    )
+
+
+# -- per-connection set-up --------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Setup:
+    """What a pooled connection needs: the dialect and, for pgvector, the vector type."""
+
+    dialect: Dialect
+    vector_info: TypeInfo | None
+
+
+# The backend registers the set-up of each connection here before running the
+# prepare hook, so prepare() needs no catalog query; weak keys drop closed connections.
+_SETUPS: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], Setup] = weakref.WeakKeyDictionary()
+
+
+def remember(conn: psycopg.AsyncConnection[Any], setup: Setup) -> None:
+    _SETUPS[conn] = setup
+
+
+def _json_loads(data: str | bytes) -> Any:
+    # jsonb keeps numbers as numeric and prints 1e300 as 1 followed by 300 zeros;
+    # integers outside int64 cannot have been stored as ints (the core refuses them),
+    # so they were floats: read them back as floats, as the reference does.
+    def parse_int_(text: str) -> int | float:
+        value = int(text)
+        return value if INT64_MIN <= value <= INT64_MAX else float(text)
+
+    return json.loads(data, parse_int=parse_int_)
+
+
+async def prepare(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Make ``conn`` ready for the backend: vector adapters and JSON codecs."""
+    set_json_loads(_json_loads, conn)
+    set_json_dumps(dump_json, conn)
+    setup = _SETUPS.get(conn)
+    if setup is None:
+        # A connection the backend did not open: detect what the server has.
+        info = await TypeInfo.fetch(conn, "vector")
+        if info is not None:
+            from pgvector.psycopg.vector import register_vector_info
+
+            register_vector_info(conn, info)
+        return
+    if setup.dialect.binary_vectors and setup.vector_info is not None:
+        # pgvector's own adapters (text and binary), with the type fetched once per store
+        # instead of register_vector_async()'s four catalog queries per connection.
+        from pgvector.psycopg.vector import register_vector_info
+
+        register_vector_info(conn, setup.vector_info)
+
+
+# -- errors ------------------------------------------------------------------------
+
+
+def unavailable(settings: Settings, exc: BaseException) -> BackendUnavailable:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return BackendUnavailable(
+        f"cannot reach PostgreSQL at {settings.target}: {detail}. Check that the server is running and "
+        "reachable, the host, port, database name, user and password in the URL (or DB_* variables), "
+        "sslmode, and that the server accepts connections (pg_hba.conf); connect_timeout is "
+        f"{settings.connect_timeout:g}s")
+
+
+def timed_out(settings: Settings) -> BackendUnavailable:
+    return BackendUnavailable(
+        f"a statement on {settings.target} ran longer than statement_timeout={settings.statement_timeout:g}s and "
+        "was cancelled; raise it with ?statement_timeout=30s in the URL, the statement_timeout option, or "
+        "DB_QUERY_TIMEOUT (milliseconds)")
+
+
+@contextlib.contextmanager
+def translate_errors(settings: Settings, collection: str | None = None) -> Iterator[None]:
+    """Turn driver errors into vectorstore's typed errors."""
+    from psycopg_pool import PoolTimeout
+
+    try:
+        yield
+    except psycopg.errors.UndefinedTable as exc:
+        if collection is None:
+            raise BackendUnavailable(
+                f"vectorstore's tables are missing from {settings.target} (schema {settings.schema!r}): {exc}. "
+                "Reopen the store so its migrations run again") from exc
+        raise CollectionNotFound(
+            f"collection {collection!r} does not exist (its table is gone); create it with "
+            "store.create_collection()") from None
+    except psycopg.errors.QueryCanceled as exc:
+        if "statement timeout" in str(exc):
+            raise timed_out(settings) from exc
+        raise BackendUnavailable(f"a statement on {settings.target} was cancelled: {exc}") from exc
+    except PoolTimeout as exc:
+        raise BackendUnavailable(
+            f"no PostgreSQL connection to {settings.target} became free or could be opened within "
+            f"connect_timeout={settings.connect_timeout:g}s (pool_max={settings.pool_max}); check the server, "
+            "or raise pool_max / connect_timeout") from exc
+    except psycopg.OperationalError as exc:
+        raise unavailable(settings, exc) from exc

