@@ -58,6 +58,11 @@ class DuplicateId(InvalidRecord):
 class CollectionNotFound(VectorStoreError, LookupError):
     """The named collection does not exist."""
 
+    @classmethod
+    def named(cls, name: str) -> CollectionNotFound:
+        """The one wording every backend uses."""
+        return cls(f"collection {name!r} does not exist; create it with store.create_collection()")
+
 
 class CollectionExists(VectorStoreError):
     """A collection of that name already exists with a different definition."""

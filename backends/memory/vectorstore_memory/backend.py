@@ -109,7 +109,7 @@ class MemoryBackend:
     def _table(self, name: str, *, read: bool = False) -> _Table:
         table = (self._view() if read else self._tables).get(name)
         if table is None:
-            raise CollectionNotFound(f"collection {name!r} does not exist; create it with store.create_collection()")
+            raise CollectionNotFound.named(name)
         return table
 
     # -- catalog -----------------------------------------------------------

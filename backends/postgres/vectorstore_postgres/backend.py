@@ -230,7 +230,7 @@ class PostgresBackend:
                                      [name], prepare=True)
             row = await cur.fetchone()
         if row is None:
-            raise CollectionNotFound(f"collection {name!r} does not exist; create it with store.create_collection()")
+            raise CollectionNotFound.named(name)
         return CollectionSpec.from_dict(row[0])
 
     async def list_collections(self) -> list[CollectionSpec]:

@@ -241,9 +241,7 @@ def translate_errors(settings: Settings, collection: str | None = None) -> Itera
             raise BackendUnavailable(
                 f"vectorstore's tables are missing from {settings.target} (schema {settings.schema!r}): {exc}. "
                 "Reopen the store so its migrations run again") from exc
-        raise CollectionNotFound(
-            f"collection {collection!r} does not exist (its table is gone); create it with "
-            "store.create_collection()") from None
+        raise CollectionNotFound.named(collection) from None
     except psycopg.errors.QueryCanceled as exc:
         if "statement timeout" in str(exc):
             raise timed_out(settings) from exc

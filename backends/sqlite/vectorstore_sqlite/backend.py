@@ -314,8 +314,7 @@ class SqliteBackend:
         low = msg.lower()
         path = self.settings.path
         if "no such table" in low and collection is not None:
-            return CollectionNotFound(
-                f"collection {collection!r} does not exist; create it with store.create_collection()")
+            return CollectionNotFound.named(collection)
         if "locked" in low or "busy" in low:
             return BackendUnavailable(
                 f"the SQLite database {path} stayed locked by another connection or process for more than "
@@ -506,7 +505,7 @@ class SqliteBackend:
         async with self._read() as r:
             rows = await r.fetchall(f'SELECT spec FROM "{CATALOG}" WHERE name = ?', [name])
         if not rows:
-            raise CollectionNotFound(f"collection {name!r} does not exist; create it with store.create_collection()")
+            raise CollectionNotFound.named(name)
         return CollectionSpec.from_dict(json.loads(rows[0][0]))
 
     async def list_collections(self) -> list[CollectionSpec]:
