@@ -76,6 +76,16 @@ class RecordBatch:
     def __len__(self) -> int:
         return len(self.ids)
 
+    @property
+    def missing_ids(self) -> int:
+        """How many records still wait for an allocated id."""
+        return sum(1 for rid in self.ids if rid is None)
+
+    def with_allocated_ids(self, new_ids: Sequence[int]) -> RecordBatch:
+        """This batch with the missing ids filled, in order, from ``new_ids``."""
+        fresh = iter(new_ids)
+        return attrs.evolve(self, ids=[next(fresh) if rid is None else rid for rid in self.ids])
+
     def metadata_json(self) -> list[str]:
         return [dump_json(m) for m in self.metadata]
 
@@ -360,8 +370,13 @@ def _unpack(item: object, index: int) -> tuple[object, object, object, object]:
     )
 
 
-def prepare_batch(spec: CollectionSpec, records: Iterable[object]) -> RecordBatch:
-    """Validate caller records for ``spec``. Raises before anything is written."""
+def prepare_batch(spec: CollectionSpec, records: Iterable[object], *,
+                  allocate: bool = False) -> RecordBatch:
+    """Validate caller records for ``spec``. Raises before anything is written.
+
+    With ``allocate=True``, records of an int-id collection may omit the id: their ``ids``
+    entry is ``None`` until :meth:`RecordBatch.with_allocated_ids` fills it.
+    """
     if isinstance(records, (Record, Mapping)):
         raise InvalidRecord("pass a list of records, not a single record; wrap it in a list")
     items = list(records)
@@ -375,19 +390,22 @@ def prepare_batch(spec: CollectionSpec, records: Iterable[object]) -> RecordBatc
     for i, item in enumerate(items):
         rid, vector, rfields, rmeta = _unpack(item, i)
         where = f"records[{i}]"
-        if rid is None:
-            if spec.id_type is IdType.INT:
-                raise InvalidRecord(f"{where} has no id; collections with int ids need explicit ids")
-            rid = uuid.uuid4().hex
-        rid = check_id(rid, spec.id_type, where)
-        if rid in seen:
-            dupes.append(rid)
-        seen[rid] = i
-        ids.append(rid)
+        if rid is None and spec.id_type is IdType.INT:
+            if not allocate:
+                raise InvalidRecord(f"{where} has no id; pass an int id, or use insert()/upsert() on the "
+                                    "collection, which allocate ids")
+            ids.append(None)  # type: ignore[arg-type]  # filled by with_allocated_ids
+        else:
+            rid = check_id(uuid.uuid4().hex if rid is None else rid, spec.id_type, where)
+            if rid in seen:
+                dupes.append(rid)
+            seen[rid] = i
+            ids.append(rid)
+        label = f"{where} (id {ids[-1]!r})" if ids[-1] is not None else f"{where} (new id)"
         raw_vectors.append(vector)
-        labels.append(f"{where} (id {rid!r}) vector")
-        fields.append(_coerce_fields(spec, rfields, f"{where} (id {rid!r})"))
-        metadata.append(coerce_metadata(rmeta, f"{where} (id {rid!r})"))
+        labels.append(f"{label} vector")
+        fields.append(_coerce_fields(spec, rfields, label))
+        metadata.append(coerce_metadata(rmeta, label))
     if dupes:
         raise DuplicateId(
             f"ids {sorted(set(dupes), key=str)[:10]!r} appear more than once in this batch; "

@@ -111,6 +111,12 @@ class Backend(Protocol):
         ``k`` matching records exist, ``k`` hits come back (filtering never starves results).
         """
 
+    async def allocate_ids(self, spec: CollectionSpec, n: int, after: int) -> list[int]:
+        """``n`` consecutive new ids for an int-id collection, each greater than every id in the
+        collection, every id allocated before, and ``after``. Ids are never handed out twice
+        (SQLite AUTOINCREMENT semantics); ``n = 0`` only moves the sequence past ``after``.
+        Runs inside the caller's transaction if there is one."""
+
     async def page(self, spec: CollectionSpec, after: RecordId | None, limit: int) -> list[Record]:
         """Up to ``limit`` records with id > ``after``, ordered by id (ints numerically,
         text by code point)."""

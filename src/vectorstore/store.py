@@ -24,7 +24,7 @@ from vectorstore.records import (
     coerce_vectors,
     prepare_batch,
 )
-from vectorstore.schema import HNSW, CollectionSpec, FieldType, check_name
+from vectorstore.schema import HNSW, CollectionSpec, FieldType, IdType, check_name
 from vectorstore.spi import Backend, Capabilities, Check, Health
 
 MAX_K = 10_000
@@ -168,18 +168,43 @@ class AsyncCollection:
         return parse_filter(where, self.spec)
 
     async def upsert(self, records: Iterable[Record | Mapping[str, Any]]) -> list[RecordId]:
-        """Insert or replace records; returns their ids (generated ones included)."""
-        batch = prepare_batch(self.spec, records)
-        if len(batch):
-            await self._backend.upsert(self.spec, batch)
-        return list(batch.ids)
+        """Insert or replace records; returns their ids. Records without an id get a new one
+        (a UUID for text ids; the next allocated id for int ids)."""
+        return await self._write(records, replace=True)
 
     async def insert(self, records: Iterable[Record | Mapping[str, Any]]) -> list[RecordId]:
-        """Insert records; if any id exists already, raise DuplicateId and write nothing."""
-        batch = prepare_batch(self.spec, records)
-        if len(batch):
-            await self._backend.insert(self.spec, batch)
+        """Insert records; if any id exists already, raise DuplicateId and write nothing.
+        Records without an id get a new one, as for :meth:`upsert`."""
+        return await self._write(records, replace=False)
+
+    async def _write(self, records: Iterable[Record | Mapping[str, Any]], *, replace: bool) -> list[RecordId]:
+        batch = prepare_batch(self.spec, records, allocate=True)
+        if not len(batch):
+            return []
+        backend = self._backend
+        if batch.missing_ids:
+            # One transaction, so a failed write does not burn the allocated ids.
+            async with contextlib.AsyncExitStack() as stack:
+                if backend.capabilities.transactions:
+                    await stack.enter_async_context(backend.transaction())
+                batch = batch.with_allocated_ids(await backend.allocate_ids(self.spec, batch.missing_ids, 0))
+                await (backend.upsert if replace else backend.insert)(self.spec, batch)
+        else:
+            await (backend.upsert if replace else backend.insert)(self.spec, batch)
         return list(batch.ids)
+
+    async def allocate_ids(self, n: int = 1, *, after: int = 0) -> list[int]:
+        """Reserve ``n`` new ids of an int-id collection (never handed out again), each above every
+        existing id, every id allocated before and ``after``. ``allocate_ids(0, after=x)`` only moves
+        the sequence past ``x`` (the migration tool uses it to carry AgentDB's ``sqlite_sequence``)."""
+        if self.spec.id_type is not IdType.INT:
+            raise InvalidInput(f"collection {self.name!r} has text ids, which are generated as UUIDs; "
+                               "allocate_ids() is for int-id collections")
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 0 <= int(n) <= 1_000_000:
+            raise InvalidInput(f"n must be an integer from 0 to 1000000, got {n!r}")
+        if isinstance(after, bool) or not isinstance(after, numbers.Integral) or not 0 <= int(after) < 2**63 - 1:
+            raise InvalidInput(f"after must be a non-negative 64-bit integer, got {after!r}")
+        return await self._backend.allocate_ids(self.spec, int(n), int(after))
 
     async def get(self, ids: Sequence[RecordId]) -> list[Record]:
         """Records for the ids that exist, in the order asked, each once."""

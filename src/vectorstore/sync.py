@@ -204,6 +204,10 @@ class Collection:
         result: list[RecordId] = self._run(self._inner.insert(records))
         return result
 
+    def allocate_ids(self, n: int = 1, *, after: int = 0) -> list[int]:
+        result: list[int] = self._run(self._inner.allocate_ids(n, after=after))
+        return result
+
     def get(self, ids: Sequence[RecordId]) -> list[Record]:
         result: list[Record] = self._run(self._inner.get(ids))
         return result

@@ -41,9 +41,10 @@ class _Row:
 class _Table:
     spec: CollectionSpec
     rows: dict[RecordId, _Row] = attrs.field(factory=dict)
+    last_id: int = 0  # the highest id ever allocated (int-id collections)
 
     def copy(self) -> _Table:
-        return _Table(self.spec, dict(self.rows))
+        return _Table(self.spec, dict(self.rows), self.last_id)
 
 
 class MemoryBackend:
@@ -152,6 +153,14 @@ class MemoryBackend:
                     ids=existing,
                 )
             table.rows.update(self._rows(batch))
+
+    async def allocate_ids(self, spec: CollectionSpec, n: int, after: int) -> list[int]:
+        async with self._write():
+            table = self._table(spec.name)
+            highest = max((rid for rid in table.rows if isinstance(rid, int)), default=0)
+            start = max(table.last_id, highest, after) + 1
+            table.last_id = max(table.last_id, after, start + n - 1)
+            return list(range(start, start + n))
 
     @staticmethod
     def _record(rid: RecordId, row: _Row) -> Record:

@@ -64,7 +64,7 @@ from vectorstore_postgres.connection import (
     unavailable,
 )
 from vectorstore_postgres.dialect import DIALECTS, Dialect, PgVector, RuVector
-from vectorstore_postgres.queries import CollectionSQL, table_name
+from vectorstore_postgres.queries import ID_COLUMN, CollectionSQL, table_name
 
 log = logging.getLogger("vectorstore.postgres")
 
@@ -248,10 +248,32 @@ class PostgresBackend:
                 return False
             await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(
                 sql.Identifier(self.settings.schema, row[0])))
+            await conn.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(
+                sql.Identifier(self.settings.schema, "vs_sequences")), [name])
         # Forget cached SQL of any spec with this name (a re-created one may differ).
         for key in [key for key, q in self._sql.items() if q.spec.name == name]:
             del self._sql[key]
         return True
+
+    async def allocate_ids(self, spec: CollectionSpec, n: int, after: int) -> list[int]:
+        # One statement: the row lock on the sequence serialises concurrent allocations
+        # until the surrounding transaction ends.
+        q = self._q(spec)
+        statement = sql.SQL(
+            "INSERT INTO {seq} AS s (name, last) "
+            "VALUES (%(name)s, greatest((SELECT coalesce(max({id}), 0) FROM {table}), %(after)s) + %(n)s) "
+            "ON CONFLICT (name) DO UPDATE SET last = greatest(s.last, "
+            "(SELECT coalesce(max({id}), 0) FROM {table}), %(after)s) + %(n)s "
+            "RETURNING last").format(seq=sql.Identifier(self.settings.schema, "vs_sequences"),
+                                    id=sql.Identifier(ID_COLUMN), table=q.table)
+        async with self._connection(spec.name) as conn, conn.transaction():
+            cur = await conn.execute(statement, {"name": spec.name, "after": after, "n": n})
+            row = await cur.fetchone()
+        assert row is not None
+        last = int(row[0])
+        if n == 0:
+            return []
+        return list(range(last - n + 1, last + 1))
 
     # -- writes ----------------------------------------------------------------
 

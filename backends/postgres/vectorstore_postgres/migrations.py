@@ -38,6 +38,13 @@ MIGRATIONS: tuple[Migration, ...] = (
                created_at timestamptz NOT NULL DEFAULT now()
            )""",
     )),
+    Migration(2, "id sequences", (
+        # The highest id ever allocated per int-id collection (AUTOINCREMENT semantics).
+        """CREATE TABLE {schema}.vs_sequences (
+               name text COLLATE "C" PRIMARY KEY,
+               last bigint NOT NULL
+           )""",
+    )),
 )
 
 

@@ -62,6 +62,7 @@ from vectorstore_sqlite.sql import (
     DIALECT,
     MIGRATIONS,
     SCHEMA_VERSION,
+    SEQUENCES,
     RowCodec,
     create_statements,
     drop_statements,
@@ -519,7 +520,19 @@ class SqliteBackend:
                 return False
             for statement in drop_statements(name):
                 await w.execute(statement)
+            await w.execute(f'DELETE FROM "{SEQUENCES}" WHERE name = ?', [name])
             return True
+
+    async def allocate_ids(self, spec: CollectionSpec, n: int, after: int) -> list[int]:
+        async with self._write(spec.name) as w:
+            highest = (await w.fetchall(f"SELECT coalesce(max(id), 0) FROM {q(spec.name)}"))[0][0]
+            found = await w.fetchall(f'SELECT last FROM "{SEQUENCES}" WHERE name = ?', [spec.name])
+            last = found[0][0] if found else 0
+            start = max(last, highest, after) + 1
+            await w.execute(f'INSERT INTO "{SEQUENCES}" (name, last) VALUES (?, ?) '
+                            "ON CONFLICT (name) DO UPDATE SET last = excluded.last",
+                            [spec.name, max(last, after, start + n - 1)])
+            return list(range(start, start + n))
 
     # -- records -----------------------------------------------------------
 

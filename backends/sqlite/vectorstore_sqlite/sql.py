@@ -26,6 +26,7 @@ ONE_MICROSECOND = dt.timedelta(microseconds=1)
 
 CATALOG = "vs_collections"
 SCHEMA_VERSION = "vs_schema_version"
+SEQUENCES = "vs_sequences"
 
 #: Numbered migrations of vectorstore's own tables; each applied once, in order, in
 #: one write transaction (so concurrent openers serialise and see the result).
@@ -34,6 +35,11 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             name TEXT PRIMARY KEY NOT NULL,
             spec TEXT NOT NULL CHECK (json_valid(spec)),
             created_at TEXT NOT NULL
+        )"""),
+    # The highest id ever allocated per int-id collection (AUTOINCREMENT semantics).
+    (2, f"""CREATE TABLE IF NOT EXISTS "{SEQUENCES}" (
+            name TEXT PRIMARY KEY NOT NULL,
+            last INTEGER NOT NULL
         )"""),
 )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pytest
 
@@ -93,8 +95,6 @@ class RecordConformance:
         assert all(type(r.id) is int for r in col.get(ids))
         with pytest.raises(vs.InvalidRecord):
             col.upsert([{"id": "10", "vector": _vec(0)}])
-        with pytest.raises(vs.InvalidRecord):
-            col.upsert([{"vector": _vec(0)}])
 
     def test_text_collection_rejects_int_ids(self, store: vs.Store) -> None:
         """A text-id collection refuses int ids with a message that says so."""
@@ -156,3 +156,51 @@ class RecordConformance:
         col.upsert([{"id": f"k{i}", "vector": _vec(i), "fields": {"even": i % 2 == 0}} for i in range(9)])
         assert col.count() == 9
         assert col.count({"even": True}) == 5
+
+    def test_int_ids_are_allocated_and_never_reused(self, store: vs.Store) -> None:
+        """Records without an id in an int-id collection get consecutive ids above every existing and
+        every earlier allocated id; a deleted id is never handed out again (SQLite AUTOINCREMENT
+        semantics, which AgentDB data relies on).
+
+        Troubleshooting: keep the highest allocated id per collection in a table updated inside the
+        write's transaction; take max(sequence, max(id), after) + 1.
+        """
+        col = store.create_collection("auto", dim=4, id_type="int")
+        assert col.insert([{"vector": _vec(i)} for i in range(3)]) == [1, 2, 3]
+        assert col.delete([3]) == 1
+        assert col.upsert([{"vector": _vec(4)}]) == [4]
+        col.upsert([{"id": 100, "vector": _vec(5)}])
+        assert col.insert([{"vector": _vec(6)}, {"id": 50, "vector": _vec(7)}, {"vector": _vec(8)}]) == [101, 50, 102]
+        assert col.allocate_ids(2) == [103, 104]
+        assert col.allocate_ids(0, after=500) == []
+        assert col.insert([{"vector": _vec(9)}]) == [501]
+        assert col.allocate_ids(1, after=10) == [502]
+        assert sorted(cast(int, r.id) for r in col.scan()) == [1, 2, 4, 50, 100, 101, 102, 501]
+
+    def test_allocated_ids_are_unique_under_concurrency(self, store: vs.Store) -> None:
+        """Concurrent inserts without ids never receive the same id."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        col = store.create_collection("auto", dim=4, id_type="int")
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            batches = list(pool.map(lambda i: col.insert([{"vector": _vec(i)} for _ in range(5)]), range(16)))
+        ids = [rid for batch in batches for rid in batch]
+        assert len(set(ids)) == 80 and col.count() == 80
+
+    def test_id_allocation_is_for_int_collections_and_validated(self, store: vs.Store) -> None:
+        """allocate_ids on a text-id collection, or with a bad n / after, raises InvalidInput."""
+        text = store.create_collection("txt", dim=4)
+        with pytest.raises(vs.InvalidInput, match="text ids"):
+            text.allocate_ids(1)
+        ints = store.create_collection("ints", dim=4, id_type="int")
+        for bad in ({"n": -1}, {"n": 1.5}, {"n": 1, "after": -3}, {"n": True}):
+            with pytest.raises(vs.InvalidInput):
+                ints.allocate_ids(**bad)
+
+    def test_dropping_a_collection_resets_its_ids(self, store: vs.Store) -> None:
+        """A re-created collection starts its ids from 1 again."""
+        col = store.create_collection("auto", dim=4, id_type="int")
+        col.insert([{"vector": _vec(i)} for i in range(3)])
+        store.drop_collection("auto")
+        col = store.create_collection("auto", dim=4, id_type="int")
+        assert col.insert([{"vector": _vec(0)}]) == [1]
