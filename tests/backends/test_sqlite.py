@@ -24,6 +24,7 @@ from vectorstore.config import resolve
 from vectorstore_conformance.helpers import reference_distances
 from vectorstore_sqlite import driver as drv
 from vectorstore_sqlite.backend import SqliteBackend, parse_settings
+from vectorstore_sqlite.sql import MIGRATIONS
 
 
 def url(path: Path, **query: Any) -> str:
@@ -97,6 +98,9 @@ def test_sqlite_doctor_reports_module_versions_and_wal(store: vs.Store, db: Path
     assert health.ok and health.details["journal_mode"] == "wal" and health.details["module"] == chosen.name
 
 
+ALL_VERSIONS = [(version,) for version, _ in MIGRATIONS]
+
+
 # -- URLs, file, schema --------------------------------------------------------
 
 
@@ -107,7 +111,7 @@ def test_sqlite_wal_and_pragmas_on_the_file(store: vs.Store, db: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
         assert {"vs_collections", "vs_schema_version", "docs", "docs__vec"} <= tables
-        assert conn.execute("SELECT version FROM vs_schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM vs_schema_version ORDER BY version").fetchall() == ALL_VERSIONS
     finally:
         conn.close()
 
@@ -136,7 +140,7 @@ def test_sqlite_migrations_are_idempotent_and_refuse_newer_files(db: Path) -> No
     for _ in range(3):
         vs.connect(url(db)).close()
     conn = raw(db)
-    assert conn.execute("SELECT version FROM vs_schema_version").fetchall() == [(1,)]
+    assert conn.execute("SELECT version FROM vs_schema_version ORDER BY version").fetchall() == ALL_VERSIONS
     conn.execute("INSERT INTO vs_schema_version VALUES (99, 'future')")
     conn.close()
     with pytest.raises(vs.BackendUnavailable, match="newer vectorstore"):
