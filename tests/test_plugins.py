@@ -99,3 +99,36 @@ def test_two_backends_claiming_one_scheme_is_reported() -> None:
             vs.connect("memory://")
     finally:
         registry.unregister(plugin)
+
+
+def test_register_embedders_hook_adds_a_named_embedder() -> None:
+    """vectorstore_register_embedders: a plugin's embedder is found by name; the built-ins are there."""
+    import numpy as np
+
+    from vectorstore.embedding import EmbedderSpec, embedders, get_embedder
+
+    class Constant:
+        name = "constant"
+
+        def __init__(self, dim: int) -> None:
+            self.dim = dim
+
+        def embed(self, texts: Any) -> Any:
+            return np.ones((len(texts), self.dim), dtype=np.float32)
+
+    class Plugin:
+        @vs.hookimpl
+        def vectorstore_register_embedders(self) -> list[EmbedderSpec]:
+            return [EmbedderSpec("constant", lambda dim: Constant(dim or 3), None, "test")]
+
+    plugin = Plugin()
+    registry.register(plugin)
+    try:
+        assert {"hashing", "minilm", "constant"} <= set(embedders())
+        assert get_embedder("constant", 5).embed(["a", "b"]).shape == (2, 5)
+    finally:
+        registry.unregister(plugin)
+    with pytest.raises(vs.ConfigError, match="no embedder named 'constant'"):
+        get_embedder("constant", 6)
+    with pytest.raises(vs.ConfigError, match="384"):
+        get_embedder("minilm", 768)

@@ -32,6 +32,15 @@ def vectorstore_register_backends() -> list[Any]:  # type: ignore[empty-body]
 
 
 @hookspec
+def vectorstore_register_embedders() -> list[Any]:  # type: ignore[empty-body]
+    """Return the embedders this plugin provides (text → vector).
+
+    :returns: a list of :class:`vectorstore.embedding.EmbedderSpec`; results of all plugins
+        are collected. ``vectorstore.embedding.get_embedder(name)`` picks one by name.
+    """
+
+
+@hookspec
 def vectorstore_prepare_connection(conn: Any, backend: str) -> None:
     """Called for every new driver connection a backend opens, before first use.
 

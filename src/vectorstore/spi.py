@@ -117,9 +117,9 @@ class Backend(Protocol):
         (SQLite AUTOINCREMENT semantics); ``n = 0`` only moves the sequence past ``after``.
         Runs inside the caller's transaction if there is one."""
 
-    async def page(self, spec: CollectionSpec, after: RecordId | None, limit: int) -> list[Record]:
-        """Up to ``limit`` records with id > ``after``, ordered by id (ints numerically,
-        text by code point)."""
+    async def page(self, spec: CollectionSpec, after: RecordId | None, limit: int, where: Filter) -> list[Record]:
+        """Up to ``limit`` records with id > ``after`` matching ``where``, ordered by id (ints
+        numerically, text by code point)."""
 
     def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Everything awaited inside commits together or not at all; nests as savepoints."""

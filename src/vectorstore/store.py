@@ -266,18 +266,20 @@ class AsyncCollection:
         return await self._backend.search(self.spec, queries, k, self._filter(where), max_distance,
                                           ef_search, bool(include_vector))
 
-    async def page(self, after: RecordId | None = None, limit: int = 1000) -> list[Record]:
-        """Up to ``limit`` records with id greater than ``after``, ordered by id."""
+    async def page(self, after: RecordId | None = None, limit: int = 1000, *, where: object = None) -> list[Record]:
+        """Up to ``limit`` records with id greater than ``after`` (and matching ``where``), ordered by id."""
         if after is not None:
             after = check_ids([after], self.spec)[0]
-        return await self._backend.page(self.spec, after, _check_positive(limit, "limit"))
+        return await self._backend.page(self.spec, after, _check_positive(limit, "limit"), self._filter(where))
 
-    async def scan(self, batch_size: int = 1000, after: RecordId | None = None) -> AsyncIterator[Record]:
-        """Every record ordered by id, read ``batch_size`` at a time. To resume an
-        interrupted scan, pass the last id you processed as ``after``."""
+    async def scan(self, batch_size: int = 1000, after: RecordId | None = None, *,
+                   where: object = None) -> AsyncIterator[Record]:
+        """Every record (matching ``where``) ordered by id, read ``batch_size`` at a time. To resume
+        an interrupted scan, pass the last id you processed as ``after``."""
         batch_size = _check_positive(batch_size, "batch_size")
+        node = self._filter(where)
         while True:
-            records = await self.page(after, batch_size)
+            records = await self.page(after, batch_size, where=node)
             for record in records:
                 yield record
             if len(records) < batch_size:

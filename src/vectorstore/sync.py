@@ -127,6 +127,11 @@ class Store:
     def async_store(self) -> AsyncStore:
         return self._inner
 
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine that uses :attr:`async_store` from sync code, on the store's event loop
+        and in this thread's transaction context. The sync domain classes are built on it."""
+        return self._run(coro)
+
     def create_collection(self, name: str, *, dim: int, metric: str = "cosine",
                           fields: Mapping[str, str | FieldType] | None = None, index: HNSW | None = None,
                           id_type: str | type = "text", exist_ok: bool = False) -> Collection:
@@ -235,14 +240,17 @@ class Collection:
             vectors, k, where=where, threshold=threshold, ef_search=ef_search, include_vector=include_vector))
         return result
 
-    def page(self, after: RecordId | None = None, limit: int = 1000) -> list[Record]:
-        result: list[Record] = self._run(self._inner.page(after, limit))
+    def page(self, after: RecordId | None = None, limit: int = 1000, *,
+             where: Mapping[str, Any] | Filter | None = None) -> list[Record]:
+        result: list[Record] = self._run(self._inner.page(after, limit, where=where))
         return result
 
-    def scan(self, batch_size: int = 1000, after: RecordId | None = None) -> Iterator[Record]:
-        """Every record ordered by id; resume by passing the last processed id as ``after``."""
+    def scan(self, batch_size: int = 1000, after: RecordId | None = None, *,
+             where: Mapping[str, Any] | Filter | None = None) -> Iterator[Record]:
+        """Every record (matching ``where``) ordered by id; resume by passing the last processed id
+        as ``after``."""
         while True:
-            records = self.page(after, batch_size)
+            records = self.page(after, batch_size, where=where)
             yield from records
             if len(records) < batch_size:
                 return

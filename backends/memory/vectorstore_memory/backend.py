@@ -213,9 +213,10 @@ class MemoryBackend:
             out.append(hits)
         return out
 
-    async def page(self, spec: CollectionSpec, after: RecordId | None, limit: int) -> list[Record]:
+    async def page(self, spec: CollectionSpec, after: RecordId | None, limit: int, where: Filter) -> list[Record]:
         rows = self._table(spec.name, read=True).rows
-        keys = sorted(rid for rid in rows if after is None or rid > after)  # type: ignore[operator]
+        keys = sorted(rid for rid, row in rows.items()
+                      if (after is None or rid > after) and matches(where, row.fields))  # type: ignore[operator]
         return [self._record(rid, rows[rid]) for rid in keys[:limit]]
 
     # -- operations --------------------------------------------------------

@@ -422,11 +422,14 @@ class PostgresBackend:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
-    async def page(self, spec: CollectionSpec, after: RecordId | None, limit: int) -> list[Record]:
+    async def page(self, spec: CollectionSpec, after: RecordId | None, limit: int, where: Filter) -> list[Record]:
         q = self._q(spec)
         async with self._connection(spec.name) as conn:
             cur = conn.cursor(binary=True)
-            if after is None:
+            if not isinstance(where, MatchAll):
+                statement, params = q.page_where(where, after is not None)
+                await cur.execute(statement, [*([after] if after is not None else []), *params, limit])
+            elif after is None:
                 await cur.execute(q.page_first, [limit], prepare=True)
             else:
                 await cur.execute(q.page_after, [after, limit], prepare=True)

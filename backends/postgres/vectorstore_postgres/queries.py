@@ -256,6 +256,14 @@ class CollectionSQL:
         return self._render(sql.SQL("SELECT {} FROM {} WHERE {} > %s ORDER BY {} LIMIT %s").format(
             self._select_list(), self.table, sql.Identifier(ID_COLUMN), sql.Identifier(ID_COLUMN)))
 
+    def page_where(self, where: Filter, after: bool) -> tuple[str, list[Any]]:
+        """A filtered page; parameters: [after,] filter values..., limit."""
+        cond, params = compile_filter(where, self.spec, FILTER_DIALECT)
+        if after:
+            cond = f"{sql.Identifier(ID_COLUMN).as_string()} > %s AND {cond}"
+        return self._render(sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT %s").format(
+            self._select_list(), self.table, sql.SQL(cond), sql.Identifier(ID_COLUMN))), params
+
     # -- search ----------------------------------------------------------------
 
     def _size_gate(self) -> sql.Composable:

@@ -615,12 +615,14 @@ class SqliteBackend:
                 for key, n in searcher.passes.items():
                     self.search_passes[key] += n
 
-    async def page(self, spec: CollectionSpec, after: RecordId | None, limit: int) -> list[Record]:
+    async def page(self, spec: CollectionSpec, after: RecordId | None, limit: int, where: Filter) -> list[Record]:
         codec = self._codec(spec)
-        cond, params = ("", []) if after is None else ("WHERE id > ?", [after])
+        cond, params = compile_filter(where, spec, DIALECT)
+        if after is not None:
+            cond, params = f"id > ? AND {cond}", [after, *params]
         async with self._read(spec.name) as r:
             rows = await r.fetchall(
-                f"SELECT {codec.select_cols}, _vector FROM {q(spec.name)} {cond} ORDER BY id LIMIT ?",
+                f"SELECT {codec.select_cols}, _vector FROM {q(spec.name)} WHERE {cond} ORDER BY id LIMIT ?",
                 [*params, limit])
         return self._records(codec, rows)
 

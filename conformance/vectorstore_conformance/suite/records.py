@@ -204,3 +204,17 @@ class RecordConformance:
         store.drop_collection("auto")
         col = store.create_collection("auto", dim=4, id_type="int")
         assert col.insert([{"vector": _vec(0)}]) == [1]
+
+    def test_filtered_scan(self, store: vs.Store) -> None:
+        """page/scan with where= return only matching records, still ordered by id and resumable."""
+        col = store.create_collection("fs", dim=4, fields={"n": "int", "tag": "text"})
+        col.upsert([{"id": f"k{i:02d}", "vector": _vec(i), "fields": {"n": i, "tag": "odd" if i % 2 else None}}
+                    for i in range(20)])
+        where = {"n": {"$gte": 5}, "tag": "odd"}
+        assert [r.id for r in col.scan(batch_size=3, where=where)] == [f"k{i:02d}" for i in range(5, 20, 2)]
+        first = col.page(limit=2, where=where)
+        assert [r.id for r in first] == ["k05", "k07"]
+        assert [r.id for r in col.page(after=first[-1].id, limit=2, where=where)] == ["k09", "k11"]
+        assert [r.id for r in col.scan(where={"tag": None})] == [f"k{i:02d}" for i in range(0, 20, 2)]
+        with pytest.raises(vs.InvalidFilter):
+            col.page(where={"nope": 1})
