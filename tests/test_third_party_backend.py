@@ -76,3 +76,10 @@ def test_silent_override_is_caught() -> None:
             raise AssertionError
 
     Honest().test_no_silent_overrides()
+
+
+def test_no_suite_part_shadows_another() -> None:
+    """Every part of the suite has its own test names, so none is silently dropped when combined."""
+    from vectorstore_conformance import shadowed_tests
+
+    assert shadowed_tests() == {}

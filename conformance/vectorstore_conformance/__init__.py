@@ -21,6 +21,9 @@ A standard test may be overridden only by marking the override
 
 from __future__ import annotations
 
+from vectorstore_conformance.domain.agent_memory import AgentMemoryConformance
+from vectorstore_conformance.domain.media import MediaConformance
+from vectorstore_conformance.domain.ruvector import RuVectorConformance
 from vectorstore_conformance.suite.bulk import BulkConformance
 from vectorstore_conformance.suite.concurrency import ConcurrencyConformance
 from vectorstore_conformance.suite.errors import BadInputConformance
@@ -42,6 +45,9 @@ class ConformanceSuite(
     PersistenceConformance,
     ConcurrencyConformance,
     BulkConformance,
+    AgentMemoryConformance,
+    MediaConformance,
+    RuVectorConformance,
 ):
     """Every standard test. Subclass it and provide a ``store_url`` fixture."""
 
@@ -63,4 +69,14 @@ class ConformanceSuite(
         )
 
 
-__all__ = ["ConformanceSuite"]
+def shadowed_tests() -> dict[str, list[str]]:
+    """Test names defined by more than one part of the suite (in the combined class, only one would run)."""
+    owners: dict[str, list[str]] = {}
+    for part in ConformanceSuite.__mro__[1:]:
+        for name in vars(part):
+            if name.startswith("test_"):
+                owners.setdefault(name, []).append(part.__name__)
+    return {name: parts for name, parts in owners.items() if len(parts) > 1}
+
+
+__all__ = ["ConformanceSuite", "shadowed_tests"]

@@ -19,7 +19,8 @@ import attrs
 import pytest
 
 # Must run before the suite's modules are imported, or failures print no detail.
-pytest.register_assert_rewrite("vectorstore_conformance.suite", "vectorstore_conformance.helpers")
+pytest.register_assert_rewrite("vectorstore_conformance.suite", "vectorstore_conformance.domain",
+                               "vectorstore_conformance.helpers")
 
 import vectorstore  # noqa: E402
 from vectorstore import registry  # noqa: E402

@@ -1,4 +1,4 @@
-"""The ``vectorstore`` command: demo, doctor, plugins."""
+"""The ``vectorstore`` command: demo, doctor, plugins, learn."""
 
 from __future__ import annotations
 
@@ -69,7 +69,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     doctor = sub.add_parser("doctor", help="check a store: versions, settings, problems with fixes")
     doctor.add_argument("url", nargs="?", help="store URL (default as for demo)")
     sub.add_parser("plugins", help="list installed backend plugins with versions")
+    learn = sub.add_parser("learn", help="run the agent memory's nightly learner once (exit 0 ok, 1 failed, "
+                                         "2 bad configuration)")
+    learn.add_argument("--url", help="store URL (default as for demo)")
+    learn.add_argument("--dry-run", action="store_true", help="compute the report, then roll everything back")
     args = parser.parse_args(argv)
+    if args.command == "learn":  # plain stdout: one summary line for cron
+        from vectorstore.memory.learner import main as learn_main
+
+        return learn_main(args.url, dry_run=args.dry_run)
     console = Console()
     if not console.is_terminal:  # piped or logged: do not wrap tables at 80 columns
         console = Console(width=130)

@@ -72,6 +72,11 @@ class StoreClosed(VectorStoreError):
     """The store was closed; open a new one with ``connect()`` / ``open_store()``."""
 
 
+class TransactionConflict(VectorStoreError):
+    """A transaction lost a race with a concurrent one (serialization failure or deadlock) and was
+    rolled back. Nothing it wrote was kept; running it again is safe and usually succeeds."""
+
+
 class TransactionError(VectorStoreError):
     """A transaction was misused (for example closed twice)."""
 

@@ -24,11 +24,19 @@ unknown, so ``$not`` is always the exact complement.
 ``$contains`` [v, ...]  array fields: holds every listed element; NULL never matches
 ``$and $or $not``       combinators; ``$and``/``$or`` need at least one condition
 ======================  =============================================================
+
+Metadata is free JSON, so it has no declared types; ``"metadata.<key>[.<key>...]"``
+names a value inside it and takes ``$eq $ne $in $nin $exists`` with JSON scalars.
+Values compare as JSON values: numbers numerically (``7 == 7.0``), strings exactly,
+booleans only with booleans (``true != 1``); a missing key or a JSON ``null`` is
+NULL, with the rules above. Keys are 1-64 characters of ``A-Z a-z 0-9 _ -``.
 """
 
 from __future__ import annotations
 
 import enum
+import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -69,6 +77,15 @@ class Comparison:
 
 
 @attrs.frozen(slots=True)
+class MetaComparison:
+    """``metadata.<path> <op> value`` on the record's JSON metadata (see the module docs)."""
+
+    path: tuple[str, ...]
+    op: Op
+    value: Any = None
+
+
+@attrs.frozen(slots=True)
 class And:
     children: tuple[Filter, ...]
 
@@ -88,7 +105,11 @@ class MatchAll:
     """The empty filter: every record matches."""
 
 
-Filter = Comparison | And | Or | Not | MatchAll
+Filter = Comparison | MetaComparison | And | Or | Not | MatchAll
+
+META_PREFIX = "metadata."
+META_KEY = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+META_OPS = frozenset({Op.EQ, Op.NE, Op.IN, Op.NIN, Op.EXISTS})
 
 COMBINATORS = ("$and", "$or", "$not")
 
@@ -97,7 +118,7 @@ def parse_filter(where: object, spec: CollectionSpec) -> Filter:
     """Parse and validate ``where`` (a dict or a typed tree) against ``spec``."""
     if where is None:
         return MatchAll()
-    if isinstance(where, (Comparison, And, Or, Not, MatchAll)):
+    if isinstance(where, (Comparison, MetaComparison, And, Or, Not, MatchAll)):
         return _revalidate(where, spec)
     if not isinstance(where, Mapping):
         raise InvalidFilter(f"a filter must be a dict such as {{'year': {{'$gte': 2000}}}}, got {where!r}")
@@ -120,6 +141,8 @@ def _parse_mapping(where: Mapping[Any, Any], spec: CollectionSpec, path: str) ->
                 f"{path}: unknown operator {key!r} at the top level; use a field name, or one of "
                 f"{', '.join(COMBINATORS)}"
             )
+        elif key.startswith(META_PREFIX):
+            parts.extend(_parse_meta(key, value, f"{path}.{key}"))
         else:
             parts.extend(_parse_field(key, value, spec, f"{path}.{key}"))
     if not parts:
@@ -164,6 +187,62 @@ def _parse_field(name: str, value: object, spec: CollectionSpec, path: str) -> l
             out.append(make_comparison(name, kind, op, operand, f"{path}.{op_name}"))
         return out
     return [make_comparison(name, kind, Op.EQ, value, path)]
+
+
+def _meta_path(key: str, path: str) -> tuple[str, ...]:
+    parts = tuple(key[len(META_PREFIX):].split("."))
+    if not 1 <= len(parts) <= 8 or not all(META_KEY.fullmatch(p) for p in parts):
+        raise InvalidFilter(
+            f"{path}: metadata paths are 'metadata.key' or 'metadata.key.sub' (up to 8 keys of 1-64 "
+            "characters A-Z a-z 0-9 _ -)"
+        )
+    return parts
+
+
+def _parse_meta(key: str, value: object, path: str) -> list[Filter]:
+    meta = _meta_path(key, path)
+    if isinstance(value, Mapping) and any(isinstance(k, str) and k.startswith("$") for k in value):
+        out: list[Filter] = []
+        for op_name, operand in value.items():
+            try:
+                op = Op(op_name)
+            except ValueError:
+                op = None
+            if op not in META_OPS:
+                raise InvalidFilter(
+                    f"{path}: {op_name!r} does not apply to metadata; use one of "
+                    f"{', '.join(sorted(o.value for o in META_OPS))} (declare a typed field for ranges)"
+                )
+            assert op is not None
+            out.append(make_meta_comparison(meta, op, operand, f"{path}.{op_name}"))
+        return out
+    return [make_meta_comparison(meta, Op.EQ, value, path)]
+
+
+def _meta_value(value: object, path: str) -> Any:
+    if isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise InvalidFilter(f"{path}: {value} does not fit in 64 bits")
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    raise InvalidFilter(f"{path}: metadata filters compare JSON scalars (str, int, float, bool), got {value!r}")
+
+
+def make_meta_comparison(meta: tuple[str, ...], op: Op, operand: object, path: str) -> MetaComparison:
+    if op is Op.EXISTS:
+        if not isinstance(operand, bool):
+            raise InvalidFilter(f"{path} takes true or false, got {operand!r}")
+        return MetaComparison(meta, op, operand)
+    if op in (Op.IN, Op.NIN):
+        if isinstance(operand, (str, bytes, Mapping)) or not isinstance(operand, (list, tuple, set, frozenset)):
+            raise InvalidFilter(f"{path} takes a list of values, got {operand!r}")
+        return MetaComparison(meta, op, tuple(_meta_value(v, f"{path}[{i}]") for i, v in enumerate(operand)))
+    if operand is None:
+        return MetaComparison(meta, op, None)
+    return MetaComparison(meta, op, _meta_value(operand, path))
 
 
 def make_comparison(name: str, kind: FieldType, op: Op, operand: object, path: str) -> Comparison:
@@ -226,9 +305,12 @@ def _revalidate(node: Filter, spec: CollectionSpec) -> Filter:
     """A typed tree built by the caller is checked like a dict filter."""
     if isinstance(node, MatchAll):
         return node
+    if isinstance(node, MetaComparison):
+        operand: object = list(node.value) if isinstance(node.value, tuple) else node.value
+        return make_meta_comparison(tuple(node.path), Op(node.op), operand, "where.metadata")
     if isinstance(node, Comparison):
         kind = _field_type(node.field, spec, "where")
-        operand: object = node.value
+        operand = node.value
         if node.op in (Op.IN, Op.NIN, Op.BETWEEN, *ARRAY_OPS) and isinstance(operand, tuple):
             operand = list(operand)
         return make_comparison(node.field, kind, Op(node.op), operand, f"where.{node.field}")
@@ -243,16 +325,43 @@ def _revalidate(node: Filter, spec: CollectionSpec) -> Filter:
 # -- the reference evaluator ---------------------------------------------------
 
 
-def matches(node: Filter, fields: Mapping[str, Any]) -> bool:
-    """Evaluate a parsed filter against one record's fields (the reference semantics)."""
+def _json_equal(stored: Any, wanted: Any) -> bool:
+    if isinstance(wanted, bool) or isinstance(stored, bool):
+        return isinstance(wanted, bool) and isinstance(stored, bool) and stored is wanted
+    if isinstance(wanted, str) or isinstance(stored, str):
+        return isinstance(wanted, str) and isinstance(stored, str) and stored == wanted
+    if isinstance(stored, (int, float)) and isinstance(wanted, (int, float)):
+        return stored == wanted
+    return False
+
+
+def _meta_matches(node: MetaComparison, metadata: Mapping[str, Any] | None) -> bool:
+    value: Any = metadata
+    for key in node.path:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    op, operand = node.op, node.value
+    if op is Op.EXISTS:
+        return (value is not None) is operand
+    if op is Op.EQ:
+        return value is None if operand is None else _json_equal(value, operand)
+    if op is Op.NE:
+        return value is not None if operand is None else not _json_equal(value, operand)
+    hit = any(_json_equal(value, v) for v in operand)
+    return hit if op is Op.IN else not hit
+
+
+def matches(node: Filter, fields: Mapping[str, Any], metadata: Mapping[str, Any] | None = None) -> bool:
+    """Evaluate a parsed filter against one record's fields and metadata (the reference semantics)."""
     if isinstance(node, MatchAll):
         return True
     if isinstance(node, And):
-        return all(matches(c, fields) for c in node.children)
+        return all(matches(c, fields, metadata) for c in node.children)
     if isinstance(node, Or):
-        return any(matches(c, fields) for c in node.children)
+        return any(matches(c, fields, metadata) for c in node.children)
     if isinstance(node, Not):
-        return not matches(node.child, fields)
+        return not matches(node.child, fields, metadata)
+    if isinstance(node, MetaComparison):
+        return _meta_matches(node, metadata)
     value = fields.get(node.field)
     op, operand = node.op, node.value
     if op is Op.EXISTS:

@@ -41,8 +41,10 @@ def _vector_eq(a: object, b: object) -> bool:
 class Record:
     """A record: ``(id, vector, fields, metadata)``.
 
-    ``id`` may be ``None`` on write for collections with text ids; a UUID is then
-    generated. Records read back carry ``vector`` as a float32 NumPy array.
+    ``id`` may be ``None`` on write: a UUID is generated for text ids, the next id is
+    allocated for int ids. ``vector`` may be ``None``: the record is stored, read, filtered
+    and counted, but never a search hit (AgentDB allows rows without an embedding).
+    Records read back carry ``vector`` as a float32 NumPy array, or ``None``.
     """
 
     id: RecordId | None
@@ -69,9 +71,17 @@ class RecordBatch:
 
     spec: CollectionSpec
     ids: list[RecordId]
-    vectors: Vector  # shape (n, dim), float32, C-contiguous, finite
+    vectors: Vector  # shape (n, dim), float32, C-contiguous, finite; zeros where ``present`` is False
     fields: list[dict[str, Any]]  # every declared field present; None means missing
     metadata: list[dict[str, Any]]
+    present: npt.NDArray[np.bool_] | None = None  # which records have a vector; None: all of them
+
+    def has_vector(self, i: int) -> bool:
+        return self.present is None or bool(self.present[i])
+
+    @property
+    def all_vectors(self) -> bool:
+        return self.present is None or bool(self.present.all())
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -362,7 +372,8 @@ def _unpack(item: object, index: int) -> tuple[object, object, object, object]:
                 "'id', 'vector', 'fields' and 'metadata'"
             )
         if "vector" not in item:
-            raise InvalidRecord(f"records[{index}] has no 'vector'")
+            raise InvalidRecord(f"records[{index}] has no 'vector'; pass 'vector': None to store a record "
+                                "without one")
         return item.get("id"), item["vector"], item.get("fields"), item.get("metadata")
     raise InvalidRecord(
         f"records[{index}] is a {type(item).__name__}; pass vectorstore.Record(...) or a dict with "
@@ -412,8 +423,16 @@ def prepare_batch(spec: CollectionSpec, records: Iterable[object], *,
             "each id may appear once per call",
             ids=dupes,
         )
-    vectors = coerce_vectors(raw_vectors, spec.dim, spec.metric, labels)
-    return RecordBatch(spec=spec, ids=ids, vectors=vectors, fields=fields, metadata=metadata)
+    present = np.array([v is not None for v in raw_vectors], dtype=bool)
+    if present.all():
+        return RecordBatch(spec=spec, ids=ids, vectors=coerce_vectors(raw_vectors, spec.dim, spec.metric, labels),
+                           fields=fields, metadata=metadata)
+    vectors = np.zeros((len(raw_vectors), spec.dim), dtype=np.float32)
+    if present.any():
+        index = np.flatnonzero(present)
+        vectors[index] = coerce_vectors([raw_vectors[i] for i in index], spec.dim, spec.metric,
+                                        [labels[i] for i in index])
+    return RecordBatch(spec=spec, ids=ids, vectors=vectors, fields=fields, metadata=metadata, present=present)
 
 
 def _coerce_fields(spec: CollectionSpec, raw: object, where: str) -> dict[str, Any]:

@@ -218,23 +218,29 @@ class CollectionSpec:
             raise InvalidSchema(f"index must be vectorstore.HNSW(...), got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form, stored in each backend's catalog."""
+        """A JSON-ready form, stored in each backend's catalog.
+
+        Fields are a list of ``[name, type]`` pairs: their order is the column order, and JSON
+        objects do not keep order everywhere (PostgreSQL ``jsonb`` reorders keys).
+        """
         return {
             "name": self.name,
             "dim": self.dim,
             "metric": self.metric.value,
-            "fields": {k: v.value for k, v in self.fields.items()},
+            "fields": [[k, v.value] for k, v in self.fields.items()],
             "index": self.index.to_dict(),
             "id_type": self.id_type.value,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CollectionSpec:
+        """Inverse of :meth:`to_dict`; also reads catalogs written with fields as an object."""
+        fields = data.get("fields", {})
         return cls(
             name=data["name"],
             dim=data["dim"],
             metric=data["metric"],
-            fields=data.get("fields", {}),
+            fields=dict(fields) if isinstance(fields, list) else fields,
             index=HNSW(**data.get("index", {})),
             id_type=data.get("id_type", "text"),
         )

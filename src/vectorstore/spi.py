@@ -121,8 +121,12 @@ class Backend(Protocol):
         """Up to ``limit`` records with id > ``after`` matching ``where``, ordered by id (ints
         numerically, text by code point)."""
 
-    def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
-        """Everything awaited inside commits together or not at all; nests as savepoints."""
+    def transaction(self, serializable: bool = False) -> contextlib.AbstractAsyncContextManager[None]:
+        """Everything awaited inside commits together or not at all; nests as savepoints.
+
+        ``serializable=True`` asks for SERIALIZABLE isolation on the outermost transaction (a
+        nested one is a savepoint of its parent and inherits the parent's isolation). A lost race
+        raises :class:`~vectorstore.errors.TransactionConflict`, also from the commit."""
 
     async def health(self) -> Health: ...
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from vectorstore.filters import And, Comparison, Filter, MatchAll, Not, Op, Or
+from vectorstore.filters import And, Comparison, Filter, MatchAll, MetaComparison, Not, Op, Or
 from vectorstore.schema import CollectionSpec, FieldType
 
 _CMP = {Op.GT: ">", Op.GTE: ">=", Op.LT: "<", Op.LTE: "<="}
@@ -39,6 +39,10 @@ class SqlDialect(Protocol):
                        params: list[Any]) -> str:
         """True when the array column holds every element of ``values`` (column not NULL)."""
 
+    def metadata_condition(self, node: MetaComparison, params: list[Any]) -> str:
+        """A two-valued condition on the record's JSON metadata with the semantics of
+        :func:`vectorstore.filters.matches` (JSON-typed equality; missing or null = NULL)."""
+
 
 def compile_filter(node: Filter, spec: CollectionSpec, dialect: SqlDialect) -> tuple[str, list[Any]]:
     """Return ``(sql, params)``; ``sql`` is ``"TRUE"``-like for the empty filter."""
@@ -56,6 +60,8 @@ def _compile(node: Filter, spec: CollectionSpec, d: SqlDialect, params: list[Any
         return "(" + " OR ".join(_compile(c, spec, d, params) for c in node.children) + ")"
     if isinstance(node, Not):
         return "(NOT " + _compile(node.child, spec, d, params) + ")"
+    if isinstance(node, MetaComparison):
+        return d.metadata_condition(node, params)
     return _comparison(node, spec.fields[node.field], d, params)
 
 

@@ -105,14 +105,19 @@ class AsyncStore:
         check_name(name)
         return await self._backend.drop_collection(name)
 
-    def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
-        """``async with store.transaction():`` — all or nothing, across collections."""
-        if not self._backend.capabilities.transactions:
+    def transaction(self, *, serializable: bool = False) -> contextlib.AbstractAsyncContextManager[None]:
+        """``async with store.transaction():`` — all or nothing, across collections.
+
+        With ``serializable=True`` the transaction behaves as if it ran alone (read-modify-write is
+        safe); when it loses a race it raises :class:`~vectorstore.errors.TransactionConflict`
+        having written nothing, and should be run again. Applies to the outermost transaction."""
+        backend = self._backend
+        if not backend.capabilities.transactions:
             raise NotSupported(
-                f"the {self._backend.name} backend does not support transactions; "
+                f"the {backend.name} backend does not support transactions; "
                 "use a backend that does (sqlite, postgresql, memory)"
             )
-        return self._backend.transaction()
+        return backend.transaction(serializable=True) if serializable else backend.transaction()
 
     async def health(self) -> Health:
         return await self._backend.health()

@@ -148,10 +148,11 @@ class Store:
     def drop_collection(self, name: str) -> bool:
         return self._run(self._inner.drop_collection(name))
 
-    def transaction(self) -> contextlib.AbstractContextManager[None]:
-        """``with store.transaction():`` — all or nothing, across collections. Raises NotSupported
-        at once (like the async API) when the backend has no transactions."""
-        return self._transaction(self._inner.transaction())
+    def transaction(self, *, serializable: bool = False) -> contextlib.AbstractContextManager[None]:
+        """``with store.transaction():`` — all or nothing, across collections (see
+        :meth:`AsyncStore.transaction` for ``serializable``). Raises NotSupported at once (like the
+        async API) when the backend has no transactions."""
+        return self._transaction(self._inner.transaction(serializable=serializable))
 
     @contextlib.contextmanager
     def _transaction(self, manager: contextlib.AbstractAsyncContextManager[None]) -> Iterator[None]:

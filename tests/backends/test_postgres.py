@@ -391,7 +391,7 @@ def test_ef_search_is_transaction_local(filtered_store: Any, tracer: Tracer) -> 
                 await col.search(records_query, k=5, ef_search=99)
                 held = backend._held.get()
                 assert held is not None
-                cur = await held.execute("SHOW hnsw.ef_search")
+                cur = await held.conn.execute("SHOW hnsw.ef_search")
                 assert await cur.fetchone() == ("40",)
 
     records_query = filtered_store.records[0]["vector"]
@@ -479,7 +479,7 @@ def test_pool_and_session_options_are_honoured(url: str) -> None:
                 held = backend._held.get()
                 assert held is not None
                 await asyncio.sleep(0.2)
-                cur = await held.execute("SELECT pg_backend_pid()")
+                cur = await held.conn.execute("SELECT pg_backend_pid()")
                 row = await cur.fetchone()
                 assert row is not None
                 return int(row[0])
@@ -549,6 +549,197 @@ def test_exact_path_never_walks_the_hnsw_index(url: str) -> None:
         for query in queries:
             hits = await col.search(query, k=300, ef_search=1)
             assert [h.id for h in hits] == _reference(records, query, 300, lambda r: True)
+        await store.aclose()
+
+    run(go())
+
+
+# -- records without vectors ------------------------------------------------------------------
+
+
+def test_bulk_copy_writes_null_vectors_and_the_index_skips_them(url: str, tracer: Tracer) -> None:
+    """Binary COPY (with an index rebuild) and the row path both store NULL for a missing vector;
+    such rows are neither in the HNSW index nor in the exact branch of a search."""
+    async def go() -> None:
+        store, backend = await open_pg(url, copy_threshold=100, rebuild_index_above=500, exact_search_below=0)
+        col = await store.create_collection("docs", dim=8, fields={"cat": "int", "tags": "text[]"})
+        records = [{**r, "vector": None} if i % 3 == 0 else r for i, r in enumerate(_records(1200, 8))]
+        tracer.clear()
+        await col.upsert(records)
+        trace = tracer.text()
+        assert "CopyInResponse" in trace and "(FORMAT BINARY)" in trace and "CREATE INDEX" in trace
+        async with backend._pool.connection() as conn:
+            cur = await conn.execute(sql.SQL("SELECT count(*) FILTER (WHERE vector IS NULL), count(*) FROM {}").format(
+                sql.Identifier(backend.settings.schema, "vs_c_docs")))
+            assert await cur.fetchone() == (400, 1200)
+        got = await col.get(["r000000", "r000001"])
+        assert got[0].vector is None and got[0].metadata == {"i": 0} and got[0].fields["cat"] == 0
+        np.testing.assert_array_equal(got[1].vector, records[1]["vector"])
+        for query in (records[1]["vector"], records[2]["vector"]):
+            hits = await col.search(query, k=50)  # the index branch (exact_search_below=0)
+            assert len(hits) == 50 and all(int(str(h.id)[1:]) % 3 for h in hits)
+        exact = await col.search(records[4]["vector"], k=2000, where={"cat": {"$lt": 50}})
+        assert len(exact) == 400 and exact[0].id == "r000004"  # 600 rows with cat < 50, a third of them bare
+        # Replace through COPY again: vectors appear and disappear.
+        swapped = [{**r, "vector": records[i + 1]["vector"]} if i % 3 == 0 else {**r, "vector": None}
+                   for i, r in enumerate(records[:300])]
+        tracer.clear()
+        await col.upsert(swapped)
+        assert "CopyInResponse" in tracer.text()
+        got = await col.get(["r000000", "r000001"])
+        assert got[1].vector is None
+        np.testing.assert_array_equal(got[0].vector, records[1]["vector"])
+        assert await col.count() == 1200
+        hits = await col.search(records[1]["vector"], k=3)
+        assert hits[0].id == "r000000" and "r000001" not in [h.id for h in hits]
+        await store.aclose()
+
+    run(go())
+
+
+def test_tables_from_before_vectorless_records_are_migrated(url: str, server_url: str) -> None:
+    """Collection tables created before records could lack a vector declare it NOT NULL;
+    reopening drops the constraint (catalog only, no rewrite), also with a table dropped by hand."""
+    schema = schema_of(url)
+
+    async def go() -> None:
+        store, _ = await open_pg(url)
+        col = await store.create_collection("old", dim=2)
+        await col.upsert([{"id": "a", "vector": [1, 0]}])
+        await store.create_collection("gone", dim=2)
+        await store.aclose()
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            # The state a store of the previous release leaves behind.
+            conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN vector SET NOT NULL").format(
+                sql.Identifier(schema, "vs_c_old")))
+            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, "vs_c_gone")))
+            conn.execute(sql.SQL("DELETE FROM {} WHERE version >= 3").format(
+                sql.Identifier(schema, migrations.VERSION_TABLE)))
+        store, _ = await open_pg(url)
+        col = await store.collection("old")
+        await col.upsert([{"id": "b", "vector": None}])
+        assert [r.vector is None for r in await col.get(["a", "b"])] == [False, True]
+        assert [h.id for h in await col.search([1, 0], k=5)] == ["a"]
+        assert await store.drop_collection("gone")
+        await store.aclose()
+
+    run(go())
+    with psycopg.connect(server_url) as conn:
+        row = conn.execute("SELECT attnotnull FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'vector'",
+                           [sql.Identifier(schema, "vs_c_old").as_string(conn)]).fetchone()
+        assert row == (False,)
+        versions = conn.execute(sql.SQL("SELECT version FROM {} ORDER BY version").format(
+            sql.Identifier(schema, migrations.VERSION_TABLE))).fetchall()
+    assert versions == [(m.version,) for m in migrations.MIGRATIONS]
+
+
+def test_metadata_paths_name_object_members_and_bind_everything(url: str) -> None:
+    async def go() -> None:
+        store, backend = await open_pg(url)
+        col = await store.create_collection("meta", dim=1)
+        await col.upsert([{"id": "arr", "vector": [1], "metadata": {"a": [5, 6]}},
+                          {"id": "obj", "vector": [1], "metadata": {"a": {"0": 5}}},
+                          {"id": "flag", "vector": [1], "metadata": {"a": True}},
+                          {"id": "one", "vector": [1], "metadata": {"a": 1.0}}])
+
+        async def ids(where: dict[str, Any]) -> list[str]:
+            return [str(r.id) for r in await col.page(where=where)]
+
+        assert await ids({"metadata.a.0": 5}) == ["obj"]  # "0" is a key, never an array index (unlike #>)
+        assert await ids({"metadata.a.0": {"$exists": True}}) == ["obj"]
+        assert await ids({"metadata.a": {"$exists": True}}) == ["arr", "flag", "obj", "one"]
+        assert await ids({"metadata.a": 1}) == ["one"] and await ids({"metadata.a": True}) == ["flag"]
+        assert await ids({"metadata.a": {"$nin": [1, True]}}) == ["arr", "obj"]
+        assert [r.id for r in await col.page(after="flag", where={"metadata.a": {"$in": [5, 1]}})] == ["one"]
+        statement, params = backend._q(col.spec).count(
+            parse_filter({"metadata.a.0": "x'--", "metadata.b": 7}, col.spec))
+        where = statement.split(" WHERE ", 1)[1]
+        assert "x'--" not in where and "7" not in where and "'a'" not in where
+        assert params[:2] == ["a", "0"] and params[3] == "b"
+        await store.aclose()
+
+    run(go())
+
+
+# -- transaction conflicts --------------------------------------------------------------------
+
+
+def test_serialization_failure_at_commit_is_a_transaction_conflict(url: str) -> None:
+    """Write skew, the textbook SERIALIZABLE anomaly, on two connections: both doctors read that
+    two are on call and each takes herself off. Both writes succeed; the first COMMIT wins and the
+    second fails at COMMIT (40001), which must surface as TransactionConflict with nothing kept."""
+    async def go() -> None:
+        store, backend = await open_pg(url)
+        col = await store.create_collection("oncall", dim=2, fields={"on": "bool"})
+        await col.upsert([{"id": d, "vector": [1, 0], "fields": {"on": True}} for d in ("alice", "bob")])
+        both = asyncio.Barrier(2)
+        finished: list[str] = []
+        pids: set[int] = set()
+
+        async def go_off_call(me: str, after: asyncio.Event | None, done: asyncio.Event) -> None:
+            try:
+                async with store.transaction(serializable=True):
+                    held = backend._held.get()
+                    assert held is not None
+                    pids.add(held.conn.pgconn.backend_pid)
+                    on_call = [r.id for r in await col.page() if r.fields["on"]]
+                    await both.wait()  # both have read
+                    if len(on_call) == 2:
+                        await col.upsert([{"id": me, "vector": [1, 0], "fields": {"on": False}}])
+                    await both.wait()  # both have written
+                    if after is not None:
+                        await after.wait()  # commit after the other one
+                    finished.append(me)
+            finally:
+                done.set()
+
+        alice_done, bob_done = asyncio.Event(), asyncio.Event()
+        results = await asyncio.gather(go_off_call("alice", None, alice_done),
+                                       go_off_call("bob", alice_done, bob_done), return_exceptions=True)
+        assert len(pids) == 2
+        assert results[0] is None and isinstance(results[1], vectorstore.TransactionConflict), results
+        assert finished == ["alice", "bob"]  # bob's block ran to its end: the COMMIT failed
+        assert isinstance(results[1].__cause__, psycopg.errors.SerializationFailure)
+        assert "40001" in str(results[1]) and "again is safe" in str(results[1])
+        assert {r.id: r.fields["on"] for r in await col.page()} == {"alice": False, "bob": True}
+        # SET TRANSACTION ended with the transaction: pooled connections are READ COMMITTED again.
+        async with backend._pool.connection() as conn:
+            cur = await conn.execute("SHOW transaction_isolation")
+            assert await cur.fetchone() == ("read committed",)
+        await store.aclose()
+
+    run(go())
+
+
+def test_deadlock_is_a_transaction_conflict_and_dooms_the_transaction(url: str) -> None:
+    """Two transactions take two row locks in opposite orders: the server aborts one (40P01).
+    Its block catches the error and carries on, yet it must not commit half of itself."""
+    async def go() -> None:
+        store, _ = await open_pg(url)
+        col = await store.create_collection("pair", dim=2, fields={"by": "text"})
+        await col.upsert([{"id": i, "vector": [1, 0]} for i in ("x", "y")])
+        both = asyncio.Barrier(2)
+        caught: list[str] = []
+
+        async def swap(first: str, second: str) -> None:
+            async with store.transaction():
+                await col.upsert([{"id": first, "vector": [1, 0], "fields": {"by": first}}])
+                await both.wait()
+                try:
+                    await col.upsert([{"id": second, "vector": [1, 0], "fields": {"by": first}}])
+                except vectorstore.TransactionConflict:
+                    caught.append(first)
+                    with pytest.raises(vectorstore.TransactionConflict):  # nothing more runs in it
+                        await col.count()
+
+        results = await asyncio.gather(swap("x", "y"), swap("y", "x"), return_exceptions=True)
+        assert len(caught) == 1, results
+        loser = 0 if caught == ["x"] else 1
+        assert results[1 - loser] is None
+        assert isinstance(results[loser], vectorstore.TransactionConflict), results
+        assert "40P01" in str(results[loser])
+        winner = "y" if caught == ["x"] else "x"
+        assert {r.id: r.fields["by"] for r in await col.page()} == {"x": winner, "y": winner}
         await store.aclose()
 
     run(go())

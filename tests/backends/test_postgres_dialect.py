@@ -33,7 +33,7 @@ def spec(metric: str = "cosine", dim: int = 3) -> CollectionSpec:
 
 def test_ruvector_table_uses_ruvector_type() -> None:
     ddl = CollectionSQL("s", spec(dim=384), RU).create_table()
-    assert '"vector" "ruvector"(384) NOT NULL' in ddl
+    assert '"vector" "ruvector"(384), ' in ddl  # NULL: a record without a vector
     assert '"vector"(' not in ddl.replace('"vector" "ruvector"', "")
 
 
@@ -81,6 +81,25 @@ def test_pgvector_sql_uses_binary_vectors_and_negative_dot() -> None:
     assert 'ORDER BY "vector" <#> %b LIMIT %s' in statement
     assert q.copy_stage("st").endswith("FROM STDIN (FORMAT BINARY)")
     assert CollectionSQL("s", spec(dim=2001), PG).create_index() is None  # beyond pgvector's HNSW limit
+
+
+@pytest.mark.parametrize("dialect", [PG, RU])
+def test_search_branches_skip_rows_without_a_vector(dialect: PgVector | RuVector) -> None:
+    q = CollectionSQL("s", spec("l2"), dialect)
+    statement, _, uses_index = q.search(parse_filter({"genre": "a"}, q.spec), indexed=True)
+    assert uses_index and statement.count('"vector" IS NOT NULL AND ("genre"') == 2
+    exact, _, uses_index = q.search(parse_filter(None, q.spec), indexed=False)
+    assert not uses_index and exact.count('"vector" IS NOT NULL AND 1=1') == 1
+
+
+def test_metadata_filters_compare_jsonb_member_by_member() -> None:
+    q = CollectionSQL("s", spec(), PG)
+    statement, params = q.count(parse_filter({"metadata.a.b": {"$nin": [7, "7", True]}, "metadata.c": None},
+                                             q.spec))
+    where = statement.split(" WHERE ", 1)[1]
+    assert where == ('((NOT COALESCE(("metadata" -> %s::text -> %s::text) = ANY(%s::jsonb[]), false)) AND '
+                     """(COALESCE(jsonb_typeof(("metadata" -> %s::text)), 'null') = 'null'))""")
+    assert params[:2] == ["a", "b"] and [j.obj for j in params[2]] == [7, "7", True] and params[3:] == ["c"]
 
 
 def test_search_settings_per_dialect() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import importlib
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -21,10 +22,12 @@ import pytest
 
 import vectorstore as vs
 from vectorstore.config import resolve
+from vectorstore.filters import parse_filter
+from vectorstore.sqlfilter import compile_filter
 from vectorstore_conformance.helpers import reference_distances
 from vectorstore_sqlite import driver as drv
 from vectorstore_sqlite.backend import SqliteBackend, parse_settings
-from vectorstore_sqlite.sql import MIGRATIONS
+from vectorstore_sqlite.sql import DIALECT, MIGRATIONS
 
 
 def url(path: Path, **query: Any) -> str:
@@ -147,6 +150,106 @@ def test_sqlite_migrations_are_idempotent_and_refuse_newer_files(db: Path) -> No
         vs.connect(url(db))
 
 
+#: A store file as vectorstore wrote it before records could lack a vector (schema version 2):
+#: the DDL of that release, verbatim, with one vec0-mirrored collection and one without.
+_V2_COLLECTIONS = {
+    "docs": {"name": "docs", "dim": 2, "metric": "l2", "fields": {"n": "int"},
+             "index": {"m": 16, "ef_construction": 64}, "id_type": "text"},
+    "dots": {"name": "dots", "dim": 2, "metric": "inner_product", "fields": {},
+             "index": {"m": 16, "ef_construction": 64}, "id_type": "text"},
+}
+_V2_SCHEMA = [
+    'CREATE TABLE "vs_schema_version" (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)',
+    'CREATE TABLE IF NOT EXISTS "vs_collections" (name TEXT PRIMARY KEY NOT NULL, '
+    "spec TEXT NOT NULL CHECK (json_valid(spec)), created_at TEXT NOT NULL)",
+    'CREATE TABLE IF NOT EXISTS "vs_sequences" (name TEXT PRIMARY KEY NOT NULL, last INTEGER NOT NULL)',
+    "INSERT INTO vs_schema_version VALUES (1, '2025-01-01T00:00:00+00:00'), (2, '2025-01-01T00:00:00+00:00')",
+    'CREATE TABLE "docs" (_key INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, "n" INTEGER, _norm REAL NOT NULL, '
+    "_vector BLOB NOT NULL, _metadata TEXT NOT NULL)",
+    'CREATE INDEX "docs__norm" ON "docs" (_norm)',
+    'CREATE VIRTUAL TABLE "docs__vec" USING vec0(embedding float[2] distance_metric=l2)',
+    'CREATE TRIGGER "docs__au" AFTER UPDATE OF _vector ON "docs" BEGIN UPDATE "docs__vec" SET embedding = '
+    "NEW._vector WHERE rowid = NEW._key; END",
+    'CREATE TRIGGER "docs__ad" AFTER DELETE ON "docs" BEGIN DELETE FROM "docs__vec" WHERE rowid = OLD._key; END',
+    'CREATE TABLE "dots" (_key INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, _norm REAL NOT NULL, '
+    "_vector BLOB NOT NULL, _metadata TEXT NOT NULL)",
+    'CREATE INDEX "dots__norm" ON "dots" (_norm)',
+]
+
+
+def _v2_file(path: Path) -> None:
+    conn = raw(path)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        for statement in _V2_SCHEMA:
+            conn.execute(statement)
+        for name, spec in _V2_COLLECTIONS.items():
+            conn.execute("INSERT INTO vs_collections VALUES (?, ?, '2025-01-01T00:00:00+00:00')",
+                         [name, json.dumps(spec)])
+        # Keys with gaps (deleted rows): the migration must keep them, they are the vec0 rowids.
+        for key, rid, vec in [(3, "a", [1.0, 0.0]), (7, "b", [0.0, 1.0]), (8, "c", [3.0, 4.0])]:
+            blob = np.array(vec, dtype=np.float32).tobytes()
+            for table in ("docs", "dots"):
+                fields = ', "n"' if table == "docs" else ""
+                conn.execute(f'INSERT INTO "{table}" (_key, id{fields}, _norm, _vector, _metadata) VALUES '
+                             f"(?, ?{', ?' if fields else ''}, ?, ?, ?)",
+                             [key, rid, *([key] if fields else []), float(np.linalg.norm(vec)), blob, "{}"])
+            conn.execute('INSERT INTO "docs__vec" (rowid, embedding) VALUES (?, ?)', [key, blob])
+    finally:
+        conn.close()
+
+
+def _columns(conn: Any, table: str) -> dict[str, int]:
+    """Column name -> NOT NULL flag."""
+    return {row[1]: row[3] for row in conn.execute(f'PRAGMA table_info("{table}")')}
+
+
+def test_sqlite_file_from_before_vectorless_records_is_migrated(db: Path) -> None:
+    """A file written before records could lack a vector declares the vector NOT NULL and has a
+    vec0 trigger that cannot handle NULL. Opening it rebuilds its collection tables once (keys,
+    rows and the vec0 mirror kept); it then takes records without vectors like a new file."""
+    _v2_file(db)
+    conn = raw(db)
+    try:
+        assert _columns(conn, "docs")["_vector"] == 1
+    finally:
+        conn.close()
+    with vs.connect(url(db)) as s:
+        conn = raw(db)
+        try:
+            assert conn.execute("SELECT version FROM vs_schema_version ORDER BY version").fetchall() == ALL_VERSIONS
+            for table in ("docs", "dots"):
+                cols = _columns(conn, table)
+                assert (cols["_vector"], cols["_norm"], cols["_metadata"], cols["id"]) == (0, 0, 1, 1)
+                assert conn.execute(f'SELECT _key, id FROM "{table}" ORDER BY _key').fetchall() == [
+                    (3, "a"), (7, "b"), (8, "c")]
+            assert conn.execute("SELECT rowid FROM docs__vec ORDER BY rowid").fetchall() == [(3,), (7,), (8,)]
+            objects = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE tbl_name = 'docs'")}
+            assert {"docs__norm", "docs__au", "docs__av", "docs__an", "docs__ad"} <= objects
+            assert conn.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'vs_rebuild'").fetchone() == (0,)
+        finally:
+            conn.close()
+        docs, dots = s.collection("docs"), s.collection("dots")
+        assert [r.fields for r in docs.get(["a", "b", "c"])] == [{"n": 3}, {"n": 7}, {"n": 8}]
+        assert [h.id for h in docs.search([0, 1], k=3)] == ["b", "a", "c"]
+        docs.upsert([{"id": "a", "vector": None, "fields": {"n": 3}}, {"id": "d", "vector": None}])
+        dots.upsert([{"id": "b", "vector": None}, {"id": "d", "vector": None}])
+        assert [h.id for h in docs.search([0, 1], k=10)] == ["b", "c"]
+        assert [h.id for h in dots.search([0, 1], k=10)] == ["c", "a"]
+        assert docs.get(["a"])[0].vector is None and docs.count() == 4
+    with vs.connect(url(db)) as s:  # already migrated: opening again changes nothing
+        assert s.collection("docs").count() == 4
+    conn = raw(db)
+    try:
+        assert conn.execute("SELECT version FROM vs_schema_version ORDER BY version").fetchall() == ALL_VERSIONS
+        mirrored = conn.execute("SELECT rowid FROM docs__vec ORDER BY rowid").fetchall()
+        with_vector = conn.execute("SELECT _key FROM docs WHERE _vector IS NOT NULL ORDER BY _key").fetchall()
+        assert mirrored == with_vector == [(7,), (8,)]
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        conn.close()
+
+
 def test_sqlite_persistence_of_every_field_type(db: Path) -> None:
     fields = {"t": "text", "i": "int", "f": "float", "b": "bool", "d": "date", "ts": "timestamp",
               "j": "json", "ia": "int[]", "ta": "text[]"}
@@ -190,6 +293,35 @@ def test_sqlite_vec0_mirror_follows_upsert_replace_and_delete(store: vs.Store, d
     assert mirrored == rows and len(rows) == 10
     assert [h.id for h in col.search([99, 0], k=2)] == ["r0", "new"]
     assert backend_of(store).search_passes["vec0"] >= 1
+
+
+def test_sqlite_vec0_mirror_has_no_rows_for_records_without_vectors(store: vs.Store, db: Path) -> None:
+    col = store.create_collection("holes", dim=2, metric="l2")
+    col.upsert([{"id": f"r{i}", "vector": [i, 1] if i % 2 else None} for i in range(6)])  # r1 r3 r5
+    col.upsert([{"id": "r1", "vector": None}, {"id": "r2", "vector": [2, 1]}, {"id": "r3", "vector": [30, 1]},
+                {"id": "r6", "vector": None}])
+    col.delete(["r0", "r5"])
+    conn = raw(db)
+    try:
+        mirrored = dict(conn.execute("SELECT rowid, embedding FROM holes__vec").fetchall())
+        with_vector = dict(conn.execute("SELECT _key, _vector FROM holes WHERE _vector IS NOT NULL").fetchall())
+        ids = [r[0] for r in conn.execute("SELECT id FROM holes JOIN holes__vec ON holes__vec.rowid = _key "
+                                          "ORDER BY id")]
+        without = conn.execute("SELECT id, _norm FROM holes WHERE _vector IS NULL ORDER BY id").fetchall()
+    finally:
+        conn.close()
+    assert mirrored == with_vector and ids == ["r2", "r3"]
+    assert without == [("r1", None), ("r4", None), ("r6", None)]  # no norm either
+    before = backend_of(store).search_passes["vec0"]
+    assert [h.id for h in col.search([30, 1], k=10)] == ["r3", "r2"]
+    assert backend_of(store).search_passes["vec0"] == before + 1
+    col.upsert([{"id": "r2", "vector": None}, {"id": "r3", "vector": None}])
+    assert col.search([30, 1], k=10) == [] and col.count() == 5
+    conn = raw(db)
+    try:
+        assert conn.execute("SELECT count(*) FROM holes__vec").fetchone() == (0,)
+    finally:
+        conn.close()
 
 
 # -- search exactness -------------------------------------------------------------
@@ -301,6 +433,28 @@ def test_sqlite_injection_looking_names_and_values_are_stored_literally(store: v
     assert col.count({"order": "' OR '1'='1"}) == 0
     assert col.delete(where={"order": evil[0]}) == 1
     assert [c.name for c in store.list_collections()] == ["select"]
+
+
+def test_sqlite_metadata_paths_name_object_members_and_bind_everything(store: vs.Store) -> None:
+    col = store.create_collection("meta", dim=1)
+    col.upsert([{"id": "arr", "vector": [1], "metadata": {"a": [5, 6]}},
+                {"id": "obj", "vector": [1], "metadata": {"a": {"0": 5}}},
+                {"id": "flag", "vector": [1], "metadata": {"a": True}},
+                {"id": "one", "vector": [1], "metadata": {"a": 1.0}}])
+
+    def ids(where: dict[str, Any]) -> list[str]:
+        return [str(r.id) for r in col.scan(where=where)]
+
+    assert ids({"metadata.a.0": 5}) == ["obj"]  # "0" is a key, never an array index
+    assert ids({"metadata.a.0": {"$exists": True}}) == ["obj"]
+    assert ids({"metadata.a": {"$exists": True}}) == ["arr", "flag", "obj", "one"]
+    assert ids({"metadata.a": 1}) == ["one"] and ids({"metadata.a": True}) == ["flag"]
+    assert ids({"metadata.a": {"$nin": [1, True]}}) == ["arr", "obj"]
+    assert [r.id for r in col.page(after="flag", where={"metadata.a": {"$in": [5, 1]}})] == ["one"]
+    spec = col.spec
+    sql, params = compile_filter(parse_filter({"metadata.a.0": "x'--", "metadata.b": 7}, spec), spec, DIALECT)
+    assert "x'--" not in sql and "7" not in sql and '"a"' not in sql
+    assert '$."a"."0"' in params and "x'--" in params and 7 in params
 
 
 def test_sqlite_page_orders_ids_by_code_point_and_numerically(store: vs.Store) -> None:

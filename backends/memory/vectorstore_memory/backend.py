@@ -32,7 +32,7 @@ CAPABILITIES = Capabilities(persistent=False, transactions=True, exact_search=Tr
 
 @attrs.define(slots=True)
 class _Row:
-    vector: Vector
+    vector: Vector | None
     fields: dict[str, Any]
     metadata: dict[str, Any]
 
@@ -75,7 +75,8 @@ class MemoryBackend:
         return {name: table.copy() for name, table in self._tables.items()}
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
+    async def transaction(self, serializable: bool = False) -> AsyncIterator[None]:
+        # Transactions hold the store lock, so they are always serializable.
         stack = self._snapshots.get()
         if stack is not None:  # nested: a savepoint
             stack.append(self._snapshot())
@@ -135,7 +136,8 @@ class MemoryBackend:
     # -- records -----------------------------------------------------------
 
     def _rows(self, batch: RecordBatch) -> dict[RecordId, _Row]:
-        return {rid: _Row(batch.vectors[i].copy(), dict(batch.fields[i]), dict(batch.metadata[i]))
+        return {rid: _Row(batch.vectors[i].copy() if batch.has_vector(i) else None, dict(batch.fields[i]),
+                          dict(batch.metadata[i]))
                 for i, rid in enumerate(batch.ids)}
 
     async def upsert(self, spec: CollectionSpec, batch: RecordBatch) -> None:
@@ -164,7 +166,8 @@ class MemoryBackend:
 
     @staticmethod
     def _record(rid: RecordId, row: _Row) -> Record:
-        return Record(id=rid, vector=row.vector.copy(), fields=dict(row.fields), metadata=dict(row.metadata))
+        vector = None if row.vector is None else row.vector.copy()
+        return Record(id=rid, vector=vector, fields=dict(row.fields), metadata=dict(row.metadata))
 
     async def get(self, spec: CollectionSpec, ids: Sequence[RecordId]) -> list[Record]:
         rows = self._table(spec.name, read=True).rows
@@ -177,7 +180,7 @@ class MemoryBackend:
                 doomed = [rid for rid in ids if rid in rows]
             else:
                 node = where or MatchAll()
-                doomed = [rid for rid, row in rows.items() if matches(node, row.fields)]
+                doomed = [rid for rid, row in rows.items() if matches(node, row.fields, row.metadata)]
             for rid in doomed:
                 del rows[rid]
             return len(doomed)
@@ -186,15 +189,16 @@ class MemoryBackend:
         rows = self._table(spec.name, read=True).rows
         if isinstance(where, MatchAll):
             return len(rows)
-        return sum(1 for row in rows.values() if matches(where, row.fields))
+        return sum(1 for row in rows.values() if matches(where, row.fields, row.metadata))
 
     async def search(self, spec: CollectionSpec, queries: Vector, k: int, where: Filter,
                      max_distance: float | None, ef_search: int | None, include_vector: bool) -> list[list[Hit]]:
         rows = self._table(spec.name, read=True).rows
-        ids = [rid for rid, row in rows.items() if matches(where, row.fields)]
+        ids = [rid for rid, row in rows.items()
+               if row.vector is not None and matches(where, row.fields, row.metadata)]
         if not ids:
             return [[] for _ in range(len(queries))]
-        matrix = np.stack([rows[rid].vector for rid in ids])
+        matrix = np.stack([rows[rid].vector for rid in ids])  # type: ignore[misc]
         out = []
         for query in queries:
             dist = exact_distances(spec.metric, matrix, query)
@@ -207,7 +211,7 @@ class MemoryBackend:
                 d = float(dist[i])
                 hits.append(Hit(id=ids[i], distance=d, similarity=spec.metric.similarity(d),
                                 fields=dict(row.fields), metadata=dict(row.metadata),
-                                vector=row.vector.copy() if include_vector else None))
+                                vector=row.vector.copy() if include_vector and row.vector is not None else None))
                 if len(hits) == k:
                     break
             out.append(hits)
@@ -216,7 +220,7 @@ class MemoryBackend:
     async def page(self, spec: CollectionSpec, after: RecordId | None, limit: int, where: Filter) -> list[Record]:
         rows = self._table(spec.name, read=True).rows
         keys = sorted(rid for rid, row in rows.items()
-                      if (after is None or rid > after) and matches(where, row.fields))  # type: ignore[operator]
+                      if (after is None or rid > after) and matches(where, row.fields, row.metadata))  # type: ignore[operator]
         return [self._record(rid, rows[rid]) for rid in keys[:limit]]
 
     # -- operations --------------------------------------------------------

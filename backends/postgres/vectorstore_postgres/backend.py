@@ -7,8 +7,11 @@ Design, in short:
   adapters, JSON codecs) with no round trip. A single read is one round trip; writes
   and searches open their own transaction, pipelined with their statements.
 - **Transactions.** ``transaction()`` holds one pooled connection in a contextvar;
-  every operation inside uses it, and runs in a savepoint so a failed operation
-  (say ``DuplicateId``) leaves the caller's transaction usable, as in the reference.
+  every operation inside (reads too) uses it, and runs in a savepoint so a failed
+  operation (say ``DuplicateId``) leaves the caller's transaction usable, as in the
+  reference. ``serializable=True`` runs the outermost one at SERIALIZABLE; the
+  server's serialization failures and deadlocks, wherever they arise (commit
+  included), become ``TransactionConflict``.
 - **Search.** One pipelined transaction per query batch: ``set_config(...,
   true)`` (= ``SET LOCAL``) of ``hnsw.ef_search`` and iterative scans, then one
   statement per query. Small collections are searched exactly; larger ones through
@@ -32,6 +35,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import attrs
 import numpy as np
 import psycopg
 import psycopg.errors
@@ -56,8 +60,10 @@ from vectorstore.scoring import exact_distances
 from vectorstore.spi import Capabilities, Check, Health
 from vectorstore_postgres import migrations
 from vectorstore_postgres.connection import (
+    CONFLICTS,
     Settings,
     Setup,
+    conflict,
     parse_settings,
     remember,
     translate_errors,
@@ -138,6 +144,19 @@ async def open_backend(config: StoreConfig) -> PostgresBackend:
     return backend
 
 
+@attrs.define(slots=True)
+class _Held:
+    """The open transaction, shared by every operation awaited inside it."""
+
+    conn: AConn
+    #: The serialization failure or deadlock it met: from then on it can only roll back.
+    lost: psycopg.Error | None = None
+
+    def check(self) -> None:
+        if self.lost is not None:
+            raise conflict(self.lost)
+
+
 class PostgresBackend:
     name = "postgres"
     capabilities = CAPABILITIES
@@ -146,7 +165,7 @@ class PostgresBackend:
         self.settings = settings
         self.setup = setup
         self.dialect = setup.dialect
-        self._held: contextvars.ContextVar[AConn | None] = contextvars.ContextVar(
+        self._held: contextvars.ContextVar[_Held | None] = contextvars.ContextVar(
             f"vectorstore_postgres_txn_{id(self)}", default=None)
         self._sql: dict[str, CollectionSQL] = {}
         self._stage_ids = itertools.count()
@@ -184,27 +203,46 @@ class PostgresBackend:
         with translate_errors(self.settings, collection):
             held = self._held.get()
             if held is not None:
-                async with held.transaction():
-                    yield held
+                async with self._savepoint(held) as conn:
+                    yield conn
                 return
             async with self._pool.connection() as conn:
                 yield conn
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
+    async def _savepoint(self, held: _Held) -> AsyncIterator[AConn]:
+        held.check()
+        try:
+            async with held.conn.transaction():
+                yield held.conn
+        except CONFLICTS as exc:
+            held.lost = exc
+            raise
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, serializable: bool = False) -> AsyncIterator[None]:
         held = self._held.get()
-        if held is not None:
+        if held is not None:  # nested: a savepoint, at its parent's isolation level
             with translate_errors(self.settings):
-                async with held.transaction():
+                async with self._savepoint(held):
                     yield
             return
+        # translate_errors also covers the COMMIT on the way out, where a serializable
+        # transaction most often learns that it lost (TransactionConflict).
         with translate_errors(self.settings):
             async with self._pool.connection() as conn, conn.transaction():
-                token = self._held.set(conn)
+                if serializable:
+                    # Must precede every query of the transaction; ends with it (the pooled
+                    # connection keeps its default level).
+                    await conn.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", prepare=True)
+                state = _Held(conn)
+                token = self._held.set(state)
                 try:
                     yield
                 finally:
                     self._held.reset(token)
+                # Never commit after a lost race, even when the block caught the TransactionConflict.
+                state.check()
 
     def _table_sql(self) -> sql.Composable:
         return sql.Identifier(self.settings.schema, migrations.CATALOG_TABLE)
@@ -278,7 +316,9 @@ class PostgresBackend:
     # -- writes ----------------------------------------------------------------
 
     def _row(self, spec: CollectionSpec, batch: RecordBatch, i: int) -> list[Any]:
-        row: list[Any] = [batch.ids[i], self.dialect.encode(batch.vectors[i], spec.dim)]
+        # None (NULL, also in COPY) for a record without a vector.
+        vector = self.dialect.encode(batch.vectors[i], spec.dim) if batch.has_vector(i) else None
+        row: list[Any] = [batch.ids[i], vector]
         fields = batch.fields[i]
         for name, kind in spec.fields.items():
             value = fields.get(name)
@@ -396,7 +436,7 @@ class PostgresBackend:
         rid, vector, fields, metadata = self._decode(spec, row)
         return Record(id=rid, vector=vector, fields=fields, metadata=metadata)
 
-    def _decode(self, spec: CollectionSpec, row: Sequence[Any]) -> tuple[RecordId, Vector, dict[str, Any],
+    def _decode(self, spec: CollectionSpec, row: Sequence[Any]) -> tuple[RecordId, Vector | None, dict[str, Any],
                                                                          dict[str, Any]]:
         fields: dict[str, Any] = {}
         for offset, (name, kind) in enumerate(spec.fields.items(), start=2):
@@ -404,7 +444,8 @@ class PostgresBackend:
             if kind is FieldType.TIMESTAMP and value is not None:
                 value = value.astimezone(dt.UTC)
             fields[name] = value
-        return row[0], self.dialect.decode(row[1], spec.dim), fields, row[-1]
+        vector = None if row[1] is None else self.dialect.decode(row[1], spec.dim)
+        return row[0], vector, fields, row[-1]
 
     async def get(self, spec: CollectionSpec, ids: Sequence[RecordId]) -> list[Record]:
         q = self._q(spec)
@@ -514,7 +555,11 @@ class PostgresBackend:
         if not rows:
             return []
         decoded = [self._decode(spec, row[1:]) for row in rows]
-        matrix = np.stack([d[1] for d in decoded])
+        vectors: list[Vector] = []
+        for _, vector, _, _ in decoded:
+            assert vector is not None  # the search statements skip rows without a vector
+            vectors.append(vector)
+        matrix = np.stack(vectors)
         dist = exact_distances(spec.metric, matrix, query)
         order = sorted(range(len(decoded)), key=lambda i: (dist[i], decoded[i][0]))
         from_index = rows[0][0] == 1

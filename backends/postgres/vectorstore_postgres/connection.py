@@ -25,7 +25,7 @@ from psycopg.types import TypeInfo
 from psycopg.types.json import set_json_dumps, set_json_loads
 
 from vectorstore.config import StoreConfig, parse_duration, parse_int
-from vectorstore.errors import BackendUnavailable, CollectionNotFound, ConfigError
+from vectorstore.errors import BackendUnavailable, CollectionNotFound, ConfigError, TransactionConflict
 from vectorstore.records import INT64_MAX, INT64_MIN, dump_json
 from vectorstore_postgres.dialect import Dialect
 
@@ -229,6 +229,18 @@ def timed_out(settings: Settings) -> BackendUnavailable:
         "DB_QUERY_TIMEOUT (milliseconds)")
 
 
+#: serialization_failure (40001) and deadlock_detected (40P01): the transaction lost a race.
+CONFLICTS = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
+
+
+def conflict(exc: psycopg.Error) -> TransactionConflict:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return TransactionConflict(
+        f"the transaction lost a race with a concurrent one and is rolled back (PostgreSQL: SQLSTATE "
+        f"{exc.sqlstate}, {detail}); nothing it wrote is kept, so running it again is safe and usually "
+        "succeeds")
+
+
 @contextlib.contextmanager
 def translate_errors(settings: Settings, collection: str | None = None) -> Iterator[None]:
     """Turn driver errors into vectorstore's typed errors."""
@@ -246,6 +258,9 @@ def translate_errors(settings: Settings, collection: str | None = None) -> Itera
         if "statement timeout" in str(exc):
             raise timed_out(settings) from exc
         raise BackendUnavailable(f"a statement on {settings.target} was cancelled: {exc}") from exc
+    except CONFLICTS as exc:
+        # OperationalErrors to psycopg, but the server is fine: the transaction may be retried.
+        raise conflict(exc) from exc
     except PoolTimeout as exc:
         raise BackendUnavailable(
             f"no PostgreSQL connection to {settings.target} became free or could be opened within "

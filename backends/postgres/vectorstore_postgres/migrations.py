@@ -45,6 +45,20 @@ MIGRATIONS: tuple[Migration, ...] = (
                last bigint NOT NULL
            )""",
     )),
+    Migration(3, "nullable vectors", (
+        # Records may have no vector. Collection tables created before this declare the vector
+        # column NOT NULL; dropping the constraint only changes the catalog (no table rewrite).
+        # IF EXISTS: a table dropped by hand must not keep the store from opening. (The quoted
+        # schema identifier sits in a string literal: schema names are [A-Za-z0-9_].)
+        """DO $vs$
+           DECLARE t text;
+           BEGIN
+               FOR t IN SELECT table_name FROM {schema}.vs_collections ORDER BY table_name LOOP
+                   EXECUTE format('ALTER TABLE IF EXISTS {schema}.%I ALTER COLUMN vector DROP NOT NULL', t);
+               END LOOP;
+           END
+           $vs$""",
+    )),
 )
 
 

@@ -16,9 +16,10 @@ from typing import Any
 
 import attrs
 from psycopg import sql
+from psycopg.types.json import Jsonb
 from psycopg.types.numeric import Int8
 
-from vectorstore.filters import Filter
+from vectorstore.filters import Filter, MetaComparison, Op
 from vectorstore.records import dump_json
 from vectorstore.schema import CollectionSpec, FieldType, IdType
 from vectorstore.sqlfilter import compile_filter
@@ -94,6 +95,23 @@ class FilterDialect:
     def array_contains(self, column: str, kind: FieldType, values: tuple[Any, ...], params: list[Any]) -> str:
         return self._array(column, kind, values, params, "@>")
 
+    def metadata_condition(self, node: MetaComparison, params: list[Any]) -> str:
+        # One ``-> key`` per path key, the key a text parameter: ``->`` with text only ever
+        # reads an object member (NULL under anything else), as in the reference, whereas
+        # ``#>`` would read a key such as "0" as an index into an array.
+        value = "(" + sql.Identifier(METADATA_COLUMN).as_string() + " -> %s::text" * len(node.path) + ")"
+        params.extend(node.path)
+        if node.op is Op.EXISTS or node.value is None:
+            # $exists, and $eq / $ne None: missing (SQL NULL) or JSON null vs anything else.
+            present = node.value if node.op is Op.EXISTS else node.op is Op.NE
+            return f"(COALESCE(jsonb_typeof({value}), 'null') {'<>' if present else '='} 'null')"
+        # jsonb equality is JSON-typed: numbers compare as numeric (7 = 7.0, and exactly at any
+        # size), a string never equals a number, true never equals 1. NULL (missing) -> false.
+        values = node.value if node.op in (Op.IN, Op.NIN) else (node.value,)
+        params.append([Jsonb(v) for v in values])
+        equal = f"COALESCE({value} = ANY(%s::jsonb[]), false)"
+        return f"(NOT {equal})" if node.op in (Op.NE, Op.NIN) else f"({equal})"
+
 
 FILTER_DIALECT = FilterDialect()
 
@@ -148,7 +166,8 @@ class CollectionSQL:
         id_type = "bigint" if self.spec.id_type is IdType.INT else 'text COLLATE "C"'
         cols: list[sql.Composable] = [
             sql.SQL("{} {} PRIMARY KEY").format(sql.Identifier(ID_COLUMN), sql.SQL(id_type)),
-            sql.SQL("{} {} NOT NULL").format(sql.Identifier(VECTOR_COLUMN), self.dialect.column_type(self.spec.dim)),
+            # NULL for a record without a vector (HNSW indexes skip NULLs; searches exclude them).
+            sql.SQL("{} {}").format(sql.Identifier(VECTOR_COLUMN), self.dialect.column_type(self.spec.dim)),
         ]
         cols += [sql.SQL("{} {}").format(sql.Identifier(f), sql.SQL(FIELD_TYPES[k]))
                  for f, k in self.spec.fields.items()]
@@ -279,9 +298,10 @@ class CollectionSQL:
         # "+ 0" makes the ordering expression one no index can serve: otherwise the
         # planner may walk the (approximate) HNSW index and add an Incremental Sort on
         # id, and the "exact" search would silently be approximate.
-        return sql.SQL("SELECT 0 AS vs_path, {} FROM {} WHERE {}{} ORDER BY {} + 0, {} LIMIT %s").format(
-            self._select_list(), self.table, gate, sql.SQL(cond),
-            self.dialect.distance(self.spec.metric, sql.Identifier(VECTOR_COLUMN)), sql.Identifier(ID_COLUMN))
+        return sql.SQL("SELECT 0 AS vs_path, {} FROM {} WHERE {}{} IS NOT NULL AND {} ORDER BY {} + 0, {} LIMIT %s"
+                       ).format(self._select_list(), self.table, gate, sql.Identifier(VECTOR_COLUMN), sql.SQL(cond),
+                                self.dialect.distance(self.spec.metric, sql.Identifier(VECTOR_COLUMN)),
+                                sql.Identifier(ID_COLUMN))
 
     def search(self, where: Filter, *, indexed: bool) -> tuple[str, list[Any], bool]:
         """The search statement and its filter params.
@@ -291,13 +311,16 @@ class CollectionSQL:
         branch ordered by the operator alone (the only ORDER BY an HNSW index serves);
         its parameters are ``[gate, *filter, vector, limit, gate, *filter, vector, limit]``.
         Otherwise it is the exact branch alone: ``[*filter, vector, limit]``. The first
-        column, ``vs_path``, says which branch produced a row (0 exact, 1 index).
+        column, ``vs_path``, says which branch produced a row (0 exact, 1 index). Rows
+        without a vector are never candidates.
         """
         cond, params = compile_filter(where, self.spec, FILTER_DIALECT)
         order = self.dialect.index_order(self.spec.metric, sql.Identifier(VECTOR_COLUMN))
         if not indexed or order is None or not self.has_index:
             return self._render(self._exact_branch(cond, gated=False)), params, False
-        index_branch = sql.SQL("SELECT 1 AS vs_path, {} FROM {} WHERE {} >= %s AND {} ORDER BY {} LIMIT %s").format(
-            self._select_list(), self.table, self._size_gate(), sql.SQL(cond), order)
+        # The index holds no NULL vectors, but the planner may still choose a plain scan here.
+        index_branch = sql.SQL(
+            "SELECT 1 AS vs_path, {} FROM {} WHERE {} >= %s AND {} IS NOT NULL AND {} ORDER BY {} LIMIT %s").format(
+            self._select_list(), self.table, self._size_gate(), sql.Identifier(VECTOR_COLUMN), sql.SQL(cond), order)
         statement = sql.SQL("({}) UNION ALL ({})").format(self._exact_branch(cond, gated=True), index_branch)
         return self._render(statement), params, True

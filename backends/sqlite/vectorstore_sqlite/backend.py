@@ -276,9 +276,15 @@ class SqliteBackend:
                 if current < latest:
                     await writer.execute(f'CREATE TABLE IF NOT EXISTS "{SCHEMA_VERSION}" '
                                          "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
-                for version, statement in MIGRATIONS:
+                for version, step in MIGRATIONS:
                     if version > current:
-                        await writer.execute(statement)
+                        if isinstance(step, str):
+                            await writer.execute(step)
+                        else:
+                            specs = [CollectionSpec.from_dict(json.loads(row[0])) for row in
+                                     await writer.fetchall(f'SELECT spec FROM "{CATALOG}" ORDER BY name')]
+                            for statement in step(specs):
+                                await writer.execute(statement)
                         await writer.execute(f'INSERT INTO "{SCHEMA_VERSION}" (version, applied_at) VALUES (?, ?)',
                                              [version, _now()])
             except BaseException:
@@ -430,7 +436,10 @@ class SqliteBackend:
             self._readers.put_nowait(conn)
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
+    async def transaction(self, serializable: bool = False) -> AsyncIterator[None]:
+        # Every transaction is serializable here: it holds the single writer (BEGIN IMMEDIATE,
+        # and self._lock within this process) from start to end, and its reads use the writer.
+        # So `serializable` changes nothing and a transaction never loses a race.
         self._check_open()
         writer = self._writer
         assert writer is not None
@@ -538,18 +547,22 @@ class SqliteBackend:
 
     async def _write_rows(self, w: _Conn, spec: CollectionSpec, batch: RecordBatch, sql: str) -> None:
         codec = self._codec(spec)
-        vectors = batch.vectors
-        blobs = [row.tobytes() for row in vectors]
-        rows = codec.encode(batch.ids, batch.fields, batch.norms().tolist(), blobs, batch.metadata_json())
+        blobs: list[bytes | None] = [row.tobytes() for row in batch.vectors]
+        norms: list[float | None] = batch.norms().tolist()
+        if not batch.all_vectors:
+            assert batch.present is not None
+            for i in np.flatnonzero(~batch.present).tolist():
+                blobs[i] = norms[i] = None
+        rows = codec.encode(batch.ids, batch.fields, norms, blobs, batch.metadata_json())
         table = q(spec.name)
         # Also the existence check: a dropped collection fails here with "no such table".
         before = (await w.fetchall(f"SELECT coalesce(max(_key), 0) FROM {table}"))[0][0]
         await w.executemany(sql, rows)
         if has_vec_index(spec):
-            # New rows got keys above the previous maximum (SQLite's rowid rule); mirror them in
-            # one statement. Replaced rows are mirrored by the update trigger.
+            # New rows got keys above the previous maximum (SQLite's rowid rule); mirror those with
+            # a vector in one statement. Replaced rows are mirrored by the update triggers.
             await w.execute(f"INSERT INTO {q(vec_table(spec.name))} (rowid, embedding) "
-                            f"SELECT _key, _vector FROM {table} WHERE _key > ?", [before])
+                            f"SELECT _key, _vector FROM {table} WHERE _key > ? AND _vector IS NOT NULL", [before])
 
     async def upsert(self, spec: CollectionSpec, batch: RecordBatch) -> None:
         async with self._write(spec.name) as w:
@@ -570,13 +583,15 @@ class SqliteBackend:
             await self._write_rows(w, spec, batch, self._codec(spec).insert_sql)
 
     def _records(self, codec: RowCodec, rows: list[Any]) -> list[Record]:
-        """Rows of ``(select_cols..., _vector)``."""
+        """Rows of ``(select_cols..., _vector)``; ``_vector`` is NULL for a record without one."""
         if not rows:
             return []
         n = len(codec.names)
-        matrix = np.frombuffer(b"".join(row[-1] for row in rows), dtype=np.float32).reshape(len(rows), -1).copy()
-        return [Record(id=row[0], vector=matrix[i], fields=codec.decode_fields(row[1:1 + n]),
-                       metadata=json.loads(row[1 + n])) for i, row in enumerate(rows)]
+        blobs = [row[-1] for row in rows if row[-1] is not None]
+        matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), codec.spec.dim).copy()
+        vectors = iter(matrix)
+        return [Record(id=row[0], vector=None if row[-1] is None else next(vectors),
+                       fields=codec.decode_fields(row[1:1 + n]), metadata=json.loads(row[1 + n])) for row in rows]
 
     async def get(self, spec: CollectionSpec, ids: Sequence[RecordId]) -> list[Record]:
         codec = self._codec(spec)

@@ -26,6 +26,9 @@ Candidate passes:
 - unfiltered cosine / l2: the ``vec0`` KNN (fastest; it cannot evaluate a filter);
 - filtered, inner product, or ``L`` above vec0's limit: a scan of the row table
   with the compiled filter in ``WHERE``, so filtering never starves the results.
+
+Records without a vector (NULL ``_vector`` and ``_norm``) are in neither: vec0 has
+no row for them, every scan skips them, and the norm statistics ignore them.
 """
 
 from __future__ import annotations
@@ -140,7 +143,8 @@ class ExactSearch:
         self.conn = conn
         self.spec = spec
         self.codec = codec
-        self.where_sql = where_sql
+        # Records without a vector are never hits (and have no vec0 row, nor a norm).
+        self.where_sql = f"(_vector IS NOT NULL AND {where_sql})"
         self.where_params = where_params
         self.filtered = filtered
         self.table = q(spec.name)

@@ -5,6 +5,9 @@ sqlite-vec ``vec0`` table ``"name__vec"`` whose rowids are the row table's
 ``_key``. The row table is the source of truth (exact float32 vectors, fields,
 metadata); the vec0 table is only an index for unfiltered KNN.
 
+A record without a vector has NULL ``_vector`` and ``_norm`` and no row in the
+vec0 table (the triggers keep it that way when a vector is added or removed).
+
 Internal columns start with ``_`` and field names cannot (they start with a
 letter), and ``id``/``vector``/``metadata`` are reserved field names, so field
 columns never collide with internal ones.
@@ -14,9 +17,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from vectorstore.filters import MetaComparison, Op
 from vectorstore.records import dump_json
 from vectorstore.schema import CollectionSpec, FieldType, IdType, Metric, check_name
 
@@ -28,9 +32,20 @@ CATALOG = "vs_collections"
 SCHEMA_VERSION = "vs_schema_version"
 SEQUENCES = "vs_sequences"
 
+#: One migration: a statement, or a function of the collections in the catalog that returns
+#: the statements to run (for changes to every collection's tables).
+MigrationStep = str | Callable[[Sequence[CollectionSpec]], list[str]]
+
+
+def _nullable_vectors(specs: Sequence[CollectionSpec]) -> list[str]:
+    """Migration 3: records may have no vector. Collection tables created before it declare
+    ``_vector`` and ``_norm`` NOT NULL, and their vec0 update trigger cannot handle NULL."""
+    return [statement for spec in specs for statement in rebuild_statements(spec)]
+
+
 #: Numbered migrations of vectorstore's own tables; each applied once, in order, in
 #: one write transaction (so concurrent openers serialise and see the result).
-MIGRATIONS: tuple[tuple[int, str], ...] = (
+MIGRATIONS: tuple[tuple[int, MigrationStep], ...] = (
     (1, f"""CREATE TABLE IF NOT EXISTS "{CATALOG}" (
             name TEXT PRIMARY KEY NOT NULL,
             spec TEXT NOT NULL CHECK (json_valid(spec)),
@@ -41,6 +56,8 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             name TEXT PRIMARY KEY NOT NULL,
             last INTEGER NOT NULL
         )"""),
+    # Rebuilds every collection's row table once (see rebuild_statements); vec0 tables are kept.
+    (3, _nullable_vectors),
 )
 
 _COLUMN_TYPES = {
@@ -78,38 +95,76 @@ def has_vec_index(spec: CollectionSpec) -> bool:
     return spec.metric in (Metric.COSINE, Metric.L2) and spec.dim <= VEC0_MAX_DIM
 
 
-def create_statements(spec: CollectionSpec) -> list[str]:
-    """DDL for a new collection (run inside the catalog insert's transaction)."""
-    check_name(spec.name)
-    t = q(spec.name)
+def _table_statement(table: str, spec: CollectionSpec) -> str:
     id_col = "INTEGER" if spec.id_type is IdType.INT else "TEXT"
     cols = [
         "_key INTEGER PRIMARY KEY",
         f"id {id_col} NOT NULL UNIQUE",
         # Small typed columns before the blob so filters read them without following overflow pages.
         *(f"{q(name)} {_COLUMN_TYPES[kind]}" for name, kind in spec.fields.items()),
-        "_norm REAL NOT NULL",
-        "_vector BLOB NOT NULL",
+        # Both NULL for a record without a vector.
+        "_norm REAL",
+        "_vector BLOB",
         "_metadata TEXT NOT NULL",
+        "CHECK ((_vector IS NULL) = (_norm IS NULL))",
     ]
-    out = [
-        f"CREATE TABLE {t} ({', '.join(cols)})",
-        # min/max norm in O(log n): the search's error bounds and range checks need them.
-        f"CREATE INDEX {q(spec.name + '__norm')} ON {t} (_norm)",
-    ]
+    return f"CREATE TABLE {q(table)} ({', '.join(cols)})"
+
+
+def _table_companions(spec: CollectionSpec) -> list[str]:
+    """The row table's index and, with a vec0 mirror, the triggers that keep the mirror in step."""
+    t = q(spec.name)
+    # min/max norm in O(log n): the search's error bounds and range checks need them.
+    out = [f"CREATE INDEX {q(spec.name + '__norm')} ON {t} (_norm)"]
     if has_vec_index(spec):
         v = q(vec_table(spec.name))
-        metric = "cosine" if spec.metric is Metric.COSINE else "l2"
+        # New rows are mirrored in bulk by the writer (faster than a per-row trigger); updates
+        # and deletes, from any statement, by these triggers. Rows without a vector have no
+        # mirror row: a vector that appears is inserted, one that becomes NULL is deleted.
+        update = f"AFTER UPDATE OF _vector ON {t} WHEN"
         out += [
-            f"CREATE VIRTUAL TABLE {v} USING vec0(embedding float[{spec.dim}] distance_metric={metric})",
-            # New rows are mirrored in bulk by the writer (faster than a per-row trigger);
-            # updates and deletes, from any statement, by these triggers.
-            f"CREATE TRIGGER {q(spec.name + '__au')} AFTER UPDATE OF _vector ON {t} BEGIN "
-            f"UPDATE {v} SET embedding = NEW._vector WHERE rowid = NEW._key; END",
-            f"CREATE TRIGGER {q(spec.name + '__ad')} AFTER DELETE ON {t} BEGIN "
-            f"DELETE FROM {v} WHERE rowid = OLD._key; END",
+            f"CREATE TRIGGER {q(spec.name + '__au')} {update} OLD._vector IS NOT NULL AND NEW._vector IS NOT NULL "
+            f"BEGIN UPDATE {v} SET embedding = NEW._vector WHERE rowid = NEW._key; END",
+            f"CREATE TRIGGER {q(spec.name + '__av')} {update} OLD._vector IS NULL AND NEW._vector IS NOT NULL "
+            f"BEGIN INSERT INTO {v} (rowid, embedding) VALUES (NEW._key, NEW._vector); END",
+            f"CREATE TRIGGER {q(spec.name + '__an')} {update} OLD._vector IS NOT NULL AND NEW._vector IS NULL "
+            f"BEGIN DELETE FROM {v} WHERE rowid = OLD._key; END",
+            f"CREATE TRIGGER {q(spec.name + '__ad')} AFTER DELETE ON {t} WHEN OLD._vector IS NOT NULL "
+            f"BEGIN DELETE FROM {v} WHERE rowid = OLD._key; END",
         ]
     return out
+
+
+def create_statements(spec: CollectionSpec) -> list[str]:
+    """DDL for a new collection (run inside the catalog insert's transaction)."""
+    check_name(spec.name)
+    out = [_table_statement(spec.name, spec)]
+    if has_vec_index(spec):
+        metric = "cosine" if spec.metric is Metric.COSINE else "l2"
+        out.append(f"CREATE VIRTUAL TABLE {q(vec_table(spec.name))} USING "
+                   f"vec0(embedding float[{spec.dim}] distance_metric={metric})")
+    return out + _table_companions(spec)
+
+
+def rebuild_statements(spec: CollectionSpec) -> list[str]:
+    """Rebuild an existing collection's row table with the current DDL, keeping every row and
+    its ``_key`` (so the vec0 mirror, whose rowids are the keys, stays valid and is not touched).
+
+    SQLite cannot change a column's constraints in place; this is its documented
+    procedure: create the new table, copy, drop the old one, rename, then re-create the
+    index and triggers (dropped with the old table; DROP TABLE fires no trigger, so the
+    mirror keeps its rows). It copies the table once, in the migration's transaction.
+    """
+    check_name(spec.name)
+    staging = "vs_rebuild"  # the vs_ prefix is vectorstore's: no collection or user table has it
+    cols = ", ".join(["_key", "id", *map(q, spec.fields), "_norm", "_vector", "_metadata"])
+    return [
+        _table_statement(staging, spec),
+        f"INSERT INTO {q(staging)} ({cols}) SELECT {cols} FROM {q(spec.name)} ORDER BY _key",
+        f"DROP TABLE {q(spec.name)}",
+        f"ALTER TABLE {q(staging)} RENAME TO {q(spec.name)}",
+        *_table_companions(spec),
+    ]
 
 
 def drop_statements(name: str) -> list[str]:
@@ -199,8 +254,8 @@ class RowCodec:
         self.insert_sql = f"INSERT INTO {t} ({cols}) VALUES ({marks})"
         self.upsert_sql = f"{self.insert_sql} ON CONFLICT (id) DO UPDATE SET {updates}"
 
-    def encode(self, ids: list[Any], fields: list[dict[str, Any]], norms: list[float], blobs: list[bytes],
-               metadata: list[str]) -> list[tuple[Any, ...]]:
+    def encode(self, ids: list[Any], fields: list[dict[str, Any]], norms: list[float | None],
+               blobs: list[bytes | None], metadata: list[str]) -> list[tuple[Any, ...]]:
         out = self._out
         return [
             (rid, *[None if (v := f[name]) is None else conv(v) for name, conv in out], norm, blob, meta)
@@ -216,11 +271,24 @@ class RowCodec:
 # -- filters -------------------------------------------------------------------
 
 
+def json_path(keys: Sequence[str]) -> str:
+    """``$."a"."b"``, always bound as a parameter. Quoted labels only ever name object
+    members (never array elements, even for a key such as ``0``), as in the reference."""
+    return "$" + "".join(f'."{key}"' for key in keys)
+
+
+#: The JSON type of a metadata value: NULL from json_type (a missing key, also one under a
+#: value that is not an object) becomes 'null', like a JSON null. One parameter: the path.
+_META_TYPE = "ifnull(json_type(_metadata, ?), 'null')"
+
+
 class SqliteDialect:
     """The :class:`vectorstore.sqlfilter.SqlDialect` for SQLite.
 
     Every fragment is two-valued (never NULL) so ``NOT`` is an exact complement.
-    Arrays are JSON text, read with ``json_each``.
+    Arrays are JSON text, read with ``json_each``. Metadata conditions test the value's
+    ``json_type`` before comparing its ``json_extract``: SQLite extracts JSON booleans
+    as the integers 1 and 0, and the reference never equates true with 1.
     """
 
     placeholder = "?"
@@ -252,6 +320,34 @@ class SqliteDialect:
         marks = ", ".join(["?"] * len(distinct))
         return (f"({column} IS NOT NULL AND (SELECT count(DISTINCT json_each.value) FROM json_each({column}) "
                 f"WHERE json_each.value IN ({marks})) = {len(distinct)})")
+
+    def metadata_condition(self, node: MetaComparison, params: list[Any]) -> str:
+        path = json_path(node.path)
+        if node.op is Op.EXISTS or node.value is None:
+            # $exists, and $eq / $ne None: missing or JSON null vs anything else.
+            present = node.value if node.op is Op.EXISTS else node.op is Op.NE
+            params.append(path)
+            return f"({_META_TYPE} {'<>' if present else '='} 'null')"
+        values = node.value if node.op in (Op.IN, Op.NIN) else (node.value,)
+        equal = self._json_equal(path, values, params)
+        return f"(NOT {equal})" if node.op in (Op.NE, Op.NIN) else equal
+
+    def _json_equal(self, path: str, values: Sequence[Any], params: list[Any]) -> str:
+        """The value at ``path`` equals one of ``values`` as JSON: by type, then by value
+        (numbers numerically, whether stored as integer or real)."""
+        bools = list(dict.fromkeys("true" if v else "false" for v in values if isinstance(v, bool)))
+        texts = list(dict.fromkeys(v for v in values if isinstance(v, str)))
+        numbers = list(dict.fromkeys(v for v in values if not isinstance(v, (bool, str))))
+        parts = []
+        if bools:
+            params += [path, *bools]
+            parts.append(f"{_META_TYPE} IN ({', '.join('?' * len(bools))})")
+        for group, types in ((texts, "'text'"), (numbers, "'integer', 'real'")):
+            if group:
+                params += [path, path, *group]
+                parts.append(f"({_META_TYPE} IN ({types}) AND json_extract(_metadata, ?) IN "
+                             f"({', '.join('?' * len(group))}))")
+        return "(" + " OR ".join(parts) + ")" if parts else "(1=0)"
 
 
 DIALECT = SqliteDialect()

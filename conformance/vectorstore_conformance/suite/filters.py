@@ -14,7 +14,7 @@ FILTERS = load_contract("filters.json")
 
 def _load(store: vs.Store) -> vs.Collection:
     col = store.create_collection("films", dim=2, fields=FILTERS["fields"])
-    col.upsert([{"id": r["id"], "vector": [1.0, float(i)], "fields": r["fields"]}
+    col.upsert([{"id": r["id"], "vector": [1.0, float(i)], "fields": r["fields"], "metadata": r.get("metadata")}
                 for i, r in enumerate(FILTERS["records"])])
     return col
 
@@ -62,6 +62,13 @@ class FilterConformance:
         ({"$not": [{"year": 1}]}, "$not"),
         ({"year": {"$exists": 1}}, "true or false"),
         ("year > 3", "dict"),
+        ({"metadata.genre": {"$gt": "a"}}, "$gt"),
+        ({"metadata.": 1}, "metadata"),
+        ({"metadata.a b": 1}, "metadata"),
+        ({"metadata.x": [1, 2]}, "scalars"),
+        ({"metadata.x": {"k": 1}}, "scalars"),
+        ({"metadata.x": {"$in": [None]}}, "scalars"),
+        ({"metadata.x": float("inf")}, "scalars"),
     ])
     def test_invalid_filters_name_the_culprit(self, store: vs.Store, where: Any, culprit: str) -> None:
         """A bad filter raises InvalidFilter whose message names the field or operator at fault —

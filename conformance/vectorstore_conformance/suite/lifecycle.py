@@ -154,3 +154,19 @@ class LifecycleConformance:
         got = {r.id: r.metadata for r in col.get(["m", "n"])}
         assert got["m"] == meta
         assert got["n"] == {}
+
+    def test_field_order_survives_the_catalog(self, store: vs.Store) -> None:
+        """A collection opened from the catalog keeps the declared field order, and values written
+        through one handle read back in the right fields through the other (field names chosen so
+        that sorting by name or by length would reorder them).
+
+        Troubleshooting: store fields as an ordered list; PostgreSQL jsonb reorders object keys.
+        """
+        fields = {"zeta": "int", "alpha": "text", "mid": "float", "b": "bool"}
+        created = store.create_collection("order", dim=2, fields=fields, id_type="int")
+        created.insert([{"vector": [1, 0], "fields": {"zeta": 1, "alpha": "a", "mid": 0.5, "b": True}}])
+        opened = store.collection("order")
+        assert list(opened.spec.fields) == list(fields)
+        assert opened.get([1])[0].fields == {"zeta": 1, "alpha": "a", "mid": 0.5, "b": True}
+        opened.insert([{"vector": [0, 1], "fields": {"zeta": 2, "alpha": "b", "mid": 1.5, "b": False}}])
+        assert created.get([2])[0].fields == {"zeta": 2, "alpha": "b", "mid": 1.5, "b": False}

@@ -218,3 +218,44 @@ class RecordConformance:
         assert [r.id for r in col.scan(where={"tag": None})] == [f"k{i:02d}" for i in range(0, 20, 2)]
         with pytest.raises(vs.InvalidFilter):
             col.page(where={"nope": 1})
+
+    def test_records_without_vectors(self, store: vs.Store) -> None:
+        """A record may have no vector (AgentDB allows rows without an embedding): it is stored, read
+        back with vector None, filtered, counted, scanned and deleted like any other, but is never a
+        search hit; upsert can add or remove its vector later.
+
+        Troubleshooting: store NULL in the vector column and leave the row out of vector indexes and
+        search scans.
+        """
+        col = store.create_collection("novec", dim=3, fields={"n": "int"})
+        col.upsert([{"id": "with", "vector": [1, 0, 0], "fields": {"n": 1}},
+                    {"id": "without", "vector": None, "fields": {"n": 2}, "metadata": {"m": 1}},
+                    vs.Record("also", None, {"n": 3})])
+        got = {r.id: r for r in col.get(["with", "without", "also"])}
+        assert got["without"].vector is None and got["also"].vector is None
+        assert got["without"].fields == {"n": 2} and got["without"].metadata == {"m": 1}
+        assert got["with"].vector.tolist() == [1.0, 0.0, 0.0]
+        assert col.count() == 3 and col.count({"n": {"$gte": 2}}) == 2
+        assert [h.id for h in col.search([1, 0, 0], k=10)] == ["with"]
+        assert [h.id for h in col.search([1, 0, 0], k=10, where={"n": {"$gte": 2}})] == []
+        assert [r.id for r in col.scan(where={"n": 2})] == ["without"]
+        col.upsert([{"id": "without", "vector": [0, 1, 0], "fields": {"n": 2}},
+                    {"id": "with", "vector": None, "fields": {"n": 1}}])
+        assert [h.id for h in col.search([0, 1, 0], k=10)] == ["without"]
+        assert col.get(["with"])[0].vector is None
+        assert col.delete(where={"n": 3}) == 1
+        with pytest.raises(vs.InvalidRecord, match="'vector': None"):
+            col.upsert([{"id": "x", "fields": {"n": 9}}])
+
+    def test_many_records_without_vectors_in_a_bulk_write(self, store: vs.Store) -> None:
+        """Bulk writes (which may take a different path, e.g. COPY) handle missing vectors too."""
+        col = store.create_collection("novec_bulk", dim=8, id_type="int")
+        rng = np.random.default_rng(3)
+        data = rng.normal(size=(3000, 8)).astype(np.float32)
+        ids = col.insert([{"vector": data[i] if i % 3 else None} for i in range(3000)])
+        assert len(ids) == 3000 and col.count() == 3000
+        recs = col.get(ids[:6])
+        assert [r.vector is None for r in recs] == [True, False, False, True, False, False]
+        assert recs[1].vector.tobytes() == data[1].tobytes()
+        hits = col.search(data[4], k=5)
+        assert hits[0].id == ids[4] and all(int(h.id) % 3 != 1 for h in hits)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -123,3 +125,34 @@ class TransactionConformance:
             thread.join(30)
         assert not failures
         assert [r.id for r in col.scan()] == ["during"]
+
+    def test_serializable_read_modify_write_loses_no_update(self, store: vs.Store) -> None:
+        """Concurrent read-modify-write transactions with serializable=True, retried on
+        TransactionConflict, lose no increment.
+
+        Troubleshooting: run the outermost transaction at SERIALIZABLE isolation and map the
+        server's serialization failures and deadlocks (also at COMMIT) to TransactionConflict.
+        """
+        if not store.capabilities.transactions:
+            with pytest.raises(vs.NotSupported):
+                store.transaction(serializable=True)
+            return
+        col = store.create_collection("counter", dim=2, fields={"n": "int"})
+        col.upsert([{"id": "c", "vector": [1, 0], "fields": {"n": 0}}])
+        conflicts: list[int] = []
+
+        def increment(_: int) -> None:
+            for attempt in range(50):
+                try:
+                    with store.transaction(serializable=True):
+                        (rec,) = col.get(["c"])
+                        col.upsert([{"id": "c", "vector": [1, 0], "fields": {"n": rec.fields["n"] + 1}}])
+                    return
+                except vs.TransactionConflict:
+                    conflicts.append(attempt)
+                    time.sleep(0.005 * (attempt + 1))
+            raise AssertionError("50 conflicts in a row")
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            list(pool.map(increment, range(24)))
+        assert col.get(["c"])[0].fields["n"] == 24

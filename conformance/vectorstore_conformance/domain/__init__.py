@@ -1,0 +1,1 @@
+"""Conformance tests of the domain layers (agent memory, media gateway, RuVector facade) on any backend."""
