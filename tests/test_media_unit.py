@@ -204,45 +204,35 @@ def test_table_definitions_and_env_dims(monkeypatch: pytest.MonkeyPatch) -> None
 # -- retries and locks -------------------------------------------------------------------------
 
 
-class FakeStore:
-    def __init__(self) -> None:
-        self.opened = 0
-
-    def transaction(self, *, serializable: bool = False) -> Any:
-        assert serializable
-        store = self
-
-        class Txn:
-            async def __aenter__(self) -> None:
-                store.opened += 1
-
-            async def __aexit__(self, *exc: object) -> None:
-                return None
-
-        return Txn()
-
-
-def test_retry_loop_backs_off_and_gives_up() -> None:
+def test_retry_loop_counts_attempts_and_gives_up() -> None:
+    """run_serializable counts the attempts of the core's run_transaction (on a real memory store)."""
     import asyncio
 
-    store = FakeStore()
-    calls = {"n": 0}
+    async def scenario() -> tuple[tuple[str, int], int]:
+        store = await vs.open_store("memory://")
+        calls = {"n": 0}
 
-    async def step() -> str:
-        calls["n"] += 1
-        if calls["n"] < 3:
+        async def step() -> str:
+            calls["n"] += 1
+            if calls["n"] < 3:
+                raise vs.TransactionConflict("lost")
+            return "ok"
+
+        first = await run_serializable(store, step, max_retries=3, base_delay=0.0)
+        calls["n"] = 0
+
+        async def always() -> str:
+            calls["n"] += 1
             raise vs.TransactionConflict("lost")
-        return "ok"
 
-    assert asyncio.run(run_serializable(store, step, max_retries=3, base_delay=0.0)) == ("ok", 3)  # type: ignore[arg-type]
+        with pytest.raises(vs.TransactionConflict):
+            await run_serializable(store, always, max_retries=3, base_delay=0.0)
+        await store.aclose()
+        return first, calls["n"]
 
-    async def always() -> str:
-        raise vs.TransactionConflict("lost")
-
-    store.opened = 0
-    with pytest.raises(vs.TransactionConflict):
-        asyncio.run(run_serializable(store, always, max_retries=3, base_delay=0.0))  # type: ignore[arg-type]
-    assert store.opened == 4
+    first, tries = asyncio.run(scenario())
+    assert first == ("ok", 3)
+    assert tries == 4
 
 
 def test_keyed_lock_is_bounded_and_cleans_up() -> None:

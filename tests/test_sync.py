@@ -69,3 +69,26 @@ def test_closed_store_rejects_calls() -> None:
     store.close()  # idempotent
     with pytest.raises(vs.VectorStoreError):
         store.list_collections()
+
+
+def test_sync_run_transaction_retries_the_owned_transaction() -> None:
+    store = vs.connect("memory://")
+    col = store.create_collection("c", dim=2)
+    calls: list[int] = []
+
+    def work() -> int:
+        calls.append(1)
+        col.upsert([{"id": f"k{len(calls)}", "vector": [1, 0]}])
+        if len(calls) < 2:
+            raise vs.TransactionConflict("lost")
+        return len(calls)
+
+    assert store.run_transaction(work, base_delay=0.001) == 2
+    assert [r.id for r in col.scan()] == ["k2"]
+    calls.clear()
+    with pytest.raises(vs.TransactionConflict), store.transaction():
+        store.run_transaction(work)
+    assert len(calls) == 1
+    with pytest.raises(vs.InvalidInput):
+        store.run_transaction(work, retries=-1)
+    store.close()

@@ -126,7 +126,12 @@ class Backend(Protocol):
 
         ``serializable=True`` asks for SERIALIZABLE isolation on the outermost transaction (a
         nested one is a savepoint of its parent and inherits the parent's isolation). A lost race
-        raises :class:`~vectorstore.errors.TransactionConflict`, also from the commit."""
+        raises :class:`~vectorstore.errors.TransactionConflict`, also from the commit; once raised,
+        the whole transaction is lost: it rolls back at the end of the block even if the caller
+        caught the error inside it."""
+
+    def in_transaction(self) -> bool:
+        """Whether the calling task runs inside a transaction of this backend (not a coroutine)."""
 
     async def health(self) -> Health: ...
 

@@ -6,14 +6,23 @@ filters, ``k``, thresholds. Backends only see validated input.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import numbers
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import Any
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from vectorstore import registry
 from vectorstore.config import resolve
-from vectorstore.errors import CollectionExists, InvalidFilter, InvalidInput, NotSupported, StoreClosed
+from vectorstore.errors import (
+    CollectionExists,
+    InvalidFilter,
+    InvalidInput,
+    NotSupported,
+    StoreClosed,
+    TransactionConflict,
+)
 from vectorstore.filters import Filter, MatchAll, parse_filter
 from vectorstore.records import (
     Hit,
@@ -28,6 +37,7 @@ from vectorstore.schema import HNSW, CollectionSpec, FieldType, IdType, check_na
 from vectorstore.spi import Backend, Capabilities, Check, Health
 
 MAX_K = 10_000
+T = TypeVar("T")
 
 
 async def open_store(url: str | None = None, **options: Any) -> AsyncStore:
@@ -118,6 +128,35 @@ class AsyncStore:
                 "use a backend that does (sqlite, postgresql, memory)"
             )
         return backend.transaction(serializable=True) if serializable else backend.transaction()
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether the calling task (or, on the sync store, thread) is inside a transaction."""
+        return self._backend.in_transaction()
+
+    async def run_transaction(self, work: Callable[[], Awaitable[T]], *, serializable: bool = True,
+                              retries: int = 3, base_delay: float = 0.02) -> T:
+        """Run ``await work()`` in one transaction and return its result.
+
+        When the transaction loses a race (:class:`~vectorstore.errors.TransactionConflict`) and this
+        call owns it, everything is rolled back and ``work`` runs again after ``base_delay * 2**n``
+        seconds (times a random factor in [0.5, 1.5)), at most ``retries`` times; then the conflict
+        propagates. Inside an enclosing transaction ``work`` runs as a savepoint and a conflict goes
+        straight to the enclosing transaction's owner: only a whole transaction can be retried.
+        """
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise InvalidInput(f"retries must be a non-negative integer, got {retries!r}")
+        owner = not self.in_transaction
+        attempt = 0
+        while True:
+            try:
+                async with self.transaction(serializable=serializable):
+                    return await work()
+            except TransactionConflict:
+                if not owner or attempt >= retries:
+                    raise
+                await asyncio.sleep(base_delay * 2**attempt * random.uniform(0.5, 1.5))
+                attempt += 1
 
     async def health(self) -> Health:
         return await self._backend.health()

@@ -17,11 +17,14 @@ import atexit
 import concurrent.futures
 import contextlib
 import contextvars
+import random
 import threading
+import time
 import weakref
-from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
+from vectorstore.errors import InvalidInput, TransactionConflict
 from vectorstore.filters import Filter
 from vectorstore.records import Hit, Record, RecordId
 from vectorstore.schema import HNSW, CollectionSpec, FieldType
@@ -95,6 +98,11 @@ def _close_all() -> None:
             store.close()
 
 
+async def _in_transaction(store: AsyncStore) -> bool:
+    # Evaluated on the loop, in the calling thread's context, where the transaction lives.
+    return store.in_transaction
+
+
 def connect(url: str | None = None, **options: Any) -> Store:
     """Open a store synchronously; same URLs and options as :func:`vectorstore.open_store`."""
     runner = _loop()
@@ -164,6 +172,29 @@ class Store:
                 raise
         else:
             self._run(manager.__aexit__(None, None, None))
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether this thread is inside a transaction of this store."""
+        return self._run(_in_transaction(self._inner))
+
+    def run_transaction(self, work: Callable[[], T], *, serializable: bool = True, retries: int = 3,
+                        base_delay: float = 0.02) -> T:
+        """Sync twin of :meth:`AsyncStore.run_transaction`: ``work()`` (plain, not a coroutine) runs in
+        one transaction, retried on TransactionConflict only when this call owns the transaction."""
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise InvalidInput(f"retries must be a non-negative integer, got {retries!r}")
+        owner = not self.in_transaction
+        attempt = 0
+        while True:
+            try:
+                with self.transaction(serializable=serializable):
+                    return work()
+            except TransactionConflict:
+                if not owner or attempt >= retries:
+                    raise
+                time.sleep(base_delay * 2**attempt * random.uniform(0.5, 1.5))
+                attempt += 1
 
     def health(self) -> Health:
         return self._run(self._inner.health())

@@ -225,6 +225,9 @@ class MemoryBackend:
 
     # -- operations --------------------------------------------------------
 
+    def in_transaction(self) -> bool:
+        return self._snapshots.get() is not None
+
     async def health(self) -> Health:
         start = time.perf_counter()
         n = len(self._tables)

@@ -580,6 +580,9 @@ class PostgresBackend:
 
     # -- operations --------------------------------------------------------------
 
+    def in_transaction(self) -> bool:
+        return self._held.get() is not None
+
     async def health(self) -> Health:
         start = time.perf_counter()
         ok = True

@@ -655,6 +655,9 @@ class SqliteBackend:
                 "sqlite_vec_version": vec_version, "journal_mode": self.journal_mode, "schema_version": schema,
                 "collections": collections}
 
+    def in_transaction(self) -> bool:
+        return self._txn.get() is not None
+
     async def health(self) -> Health:
         start = time.perf_counter()
         try:

@@ -156,3 +156,41 @@ class TransactionConformance:
         with ThreadPoolExecutor(max_workers=6) as pool:
             list(pool.map(increment, range(24)))
         assert col.get(["c"])[0].fields["n"] == 24
+
+    def test_run_transaction_retries_only_the_transaction_it_owns(self, store: vs.Store) -> None:
+        """store.in_transaction tells whether the caller is inside a transaction; run_transaction
+        retries work that lost a race (TransactionConflict) when it owns the transaction, rolling
+        back each failed attempt, and lets a conflict propagate at once when nested.
+        """
+        if not store.capabilities.transactions:
+            with pytest.raises(vs.NotSupported):
+                store.transaction()
+            return
+        col = store.create_collection("rt", dim=2)
+        inner = store.async_store
+        assert store.in_transaction is False
+        with store.transaction():
+            assert store.in_transaction is True
+        assert store.in_transaction is False
+        attempts: list[int] = []
+
+        async def flaky() -> str:
+            attempts.append(len(attempts))
+            target = await inner.collection("rt")
+            await target.upsert([{"id": f"try{len(attempts)}", "vector": [1, 0]}])
+            if len(attempts) < 3:
+                raise vs.TransactionConflict("simulated lost race")
+            return "done"
+
+        assert store.run(inner.run_transaction(flaky, retries=3, base_delay=0.001)) == "done"
+        assert attempts == [0, 1, 2]
+        assert [r.id for r in col.scan()] == ["try3"]  # the failed attempts were rolled back
+        attempts.clear()
+        with pytest.raises(vs.TransactionConflict), store.transaction():
+            store.run(inner.run_transaction(flaky, retries=3, base_delay=0.001))
+        assert attempts == [0]  # nested: no retry, the owner decides
+        assert [r.id for r in col.scan()] == ["try3"]
+        attempts.clear()
+        with pytest.raises(vs.TransactionConflict):
+            store.run(inner.run_transaction(flaky, retries=1, base_delay=0.001))
+        assert attempts == [0, 1]

@@ -7,12 +7,11 @@ import contextlib
 import datetime as dt
 import math
 import numbers
-import random
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TypeVar
 
-from vectorstore.errors import InvalidRecord, TransactionConflict
+from vectorstore.errors import InvalidRecord
 from vectorstore.media.errors import InvalidMediaInput
 from vectorstore.records import INT64_MAX, INT64_MIN, check_id, coerce_timestamp
 from vectorstore.schema import IdType
@@ -73,20 +72,17 @@ def check_timestamp(value: object, name: str) -> dt.datetime:
 
 async def run_serializable(store: AsyncStore, step: Callable[[], Awaitable[T]], *, max_retries: int,
                            base_delay: float) -> tuple[T, int]:
-    """Run ``step`` in a serializable transaction; on TransactionConflict roll back, wait
-    ``base_delay * 2**n`` seconds (with jitter in [0.5, 1.5)) and run it again, at most
-    ``max_retries`` times. Returns the result and the number of attempts made."""
-    attempt = 0
-    while True:
-        try:
-            async with store.transaction(serializable=True):
-                result = await step()
-            return result, attempt + 1
-        except TransactionConflict:
-            if attempt >= max_retries:
-                raise
-            await asyncio.sleep(base_delay * (2 ** attempt) * random.uniform(0.5, 1.5))
-            attempt += 1
+    """Run ``step`` in a serializable transaction with :meth:`AsyncStore.run_transaction`'s retries
+    (only when this call owns the transaction); returns the result and the number of attempts."""
+    attempts = 0
+
+    async def counted() -> T:
+        nonlocal attempts
+        attempts += 1
+        return await step()
+
+    result = await store.run_transaction(counted, retries=max_retries, base_delay=base_delay)
+    return result, attempts
 
 
 class KeyedLocks:

@@ -3,7 +3,6 @@ collection set-up, and serializable read-modify-write transactions."""
 
 from __future__ import annotations
 
-import asyncio
 import decimal
 import json
 import math
@@ -16,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vectorstore.embedding import Embedder, aembed, get_embedder
-from vectorstore.errors import CollectionNotFound, DimensionMismatch, InvalidVector, NotSupported, TransactionConflict
+from vectorstore.errors import CollectionNotFound, DimensionMismatch, InvalidVector, NotSupported
 from vectorstore.records import coerce_vector
 from vectorstore.schema import Metric
 from vectorstore.store import MAX_K, AsyncStore
@@ -268,20 +267,12 @@ class AsyncMemoryBase:
     async def _atomic(self, work: Callable[[Collections], Awaitable[T]]) -> T:
         """Run ``work`` in one serializable transaction, retried when it loses a race."""
         cols = await self._collections()
-        delay = 0.005
-        for attempt in range(CONFLICT_RETRIES):
-            try:
-                async with self._store.transaction(serializable=True):
-                    return await work(cols)
-            except TransactionConflict:
-                if attempt == CONFLICT_RETRIES - 1:
-                    raise
-                await asyncio.sleep(delay)
-                delay *= 2
-            except CollectionNotFound:
-                self._forget_collections()
-                raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            return await self._store.run_transaction(lambda: work(cols), retries=CONFLICT_RETRIES - 1,
+                                                     base_delay=0.005)
+        except CollectionNotFound:
+            self._forget_collections()
+            raise
 
 
 class SyncMemoryBase:
