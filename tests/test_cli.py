@@ -44,6 +44,7 @@ def test_plugins_lists_builtin_backends_with_versions() -> None:
         assert name in result.stdout
     assert "0.1.0" in result.stdout
     assert "postgresql://" in result.stdout
+    assert "embedder hashing (any-d)" in result.stdout and "embedder minilm (384-d)" in result.stdout
 
 
 def test_plugins_allowlist() -> None:

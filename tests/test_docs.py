@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import re
 from pathlib import Path
+from typing import Any
 
 from vectorstore import hookspecs
 
@@ -35,3 +36,19 @@ def test_documented_env_variables_exist_in_code() -> None:
         if var.startswith("VECTORSTORE_PG_IMAGE"):
             continue
         assert var in code, f"README mentions {var}, which the code never reads"
+
+
+def _python_blocks(text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def test_readme_python_examples_run(tmp_path: Path, monkeypatch: Any) -> None:
+    """Every Python example in the README runs as written (in a scratch directory)."""
+    monkeypatch.chdir(tmp_path)
+    blocks = _python_blocks(README)
+    assert len(blocks) >= 6
+    for i, block in enumerate(blocks):
+        try:
+            exec(compile(block, f"README.md python block {i}", "exec"), {"__name__": f"readme_block_{i}"})
+        except Exception as exc:  # name the block in the failure
+            raise AssertionError(f"README python block {i} failed: {exc!r}\n{block}") from exc

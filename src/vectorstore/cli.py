@@ -55,6 +55,11 @@ def _plugins(console: Console) -> int:
             schemes.setdefault(scheme, []).append(spec.name)
     for scheme, names in sorted(schemes.items()):
         console.print(f"{scheme}:// → {', '.join(names)}" + ("  [red](conflict)[/red]" if len(names) > 1 else ""))
+    from vectorstore.embedding import embedders
+
+    for name, embedder in sorted(embedders().items()):
+        dims = "/".join(map(str, embedder.dims)) if embedder.dims else "any"
+        console.print(f"embedder {name} ({dims}-d): {embedder.description}")
     return 0
 
 

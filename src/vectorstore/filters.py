@@ -227,6 +227,11 @@ def _meta_value(value: object, path: str) -> Any:
             raise InvalidFilter(f"{path}: {value} does not fit in 64 bits")
         return value
     if isinstance(value, float) and math.isfinite(value):
+        if abs(value) >= 2.0**53:
+            # Beyond 2**53 a float is not an exact integer everywhere (PostgreSQL jsonb compares
+            # its shortest decimal form); ask for the integer that is meant.
+            raise InvalidFilter(f"{path}: {value!r} is too large to compare exactly as a float; "
+                                f"pass an int (e.g. {int(value)})")
         return value
     raise InvalidFilter(f"{path}: metadata filters compare JSON scalars (str, int, float, bool), got {value!r}")
 

@@ -69,6 +69,7 @@ class FilterConformance:
         ({"metadata.x": {"k": 1}}, "scalars"),
         ({"metadata.x": {"$in": [None]}}, "scalars"),
         ({"metadata.x": float("inf")}, "scalars"),
+        ({"metadata.x": 2.0**62}, "pass an int"),
     ])
     def test_invalid_filters_name_the_culprit(self, store: vs.Store, where: Any, culprit: str) -> None:
         """A bad filter raises InvalidFilter whose message names the field or operator at fault —
