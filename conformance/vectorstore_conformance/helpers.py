@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -85,3 +86,23 @@ def records(ids: Sequence[Any], matrix: Any, fields: Sequence[dict[str, Any]] | 
             metadata: Sequence[dict[str, Any]] | None = None) -> list[vectorstore.Record]:
     return [vectorstore.Record(rid, matrix[i], (fields[i] if fields else {}), (metadata[i] if metadata else {}))
             for i, rid in enumerate(ids)]
+
+
+@contextlib.contextmanager
+def reopened(store: vectorstore.Store, store_url: str) -> Iterator[vectorstore.Store | None]:
+    """Close ``store`` and open its URL again. Yields the reopened store; for a backend that
+    declares no persistence, checks that the reopened store is empty (as declared) and yields None.
+    Afterwards every collection is dropped and the store closed."""
+    persistent = store.capabilities.persistent
+    store.close()
+    again = vectorstore.connect(store_url)
+    try:
+        if not persistent:
+            assert again.list_collections() == [], "a backend that declares no persistence kept data"
+            yield None
+        else:
+            yield again
+    finally:
+        for spec in again.list_collections():
+            again.drop_collection(spec.name)
+        again.close()

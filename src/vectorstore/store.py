@@ -144,8 +144,7 @@ class AsyncStore:
         propagates. Inside an enclosing transaction ``work`` runs as a savepoint and a conflict goes
         straight to the enclosing transaction's owner: only a whole transaction can be retried.
         """
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise InvalidInput(f"retries must be a non-negative integer, got {retries!r}")
+        check_retries(retries)
         owner = not self.in_transaction
         attempt = 0
         while True:
@@ -155,7 +154,7 @@ class AsyncStore:
             except TransactionConflict:
                 if not owner or attempt >= retries:
                     raise
-                await asyncio.sleep(base_delay * 2**attempt * random.uniform(0.5, 1.5))
+                await asyncio.sleep(retry_delay(attempt, base_delay))
                 attempt += 1
 
     async def health(self) -> Health:
@@ -175,6 +174,17 @@ class AsyncStore:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def check_retries(retries: object) -> None:
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise InvalidInput(f"retries must be a non-negative integer, got {retries!r}")
+
+
+def retry_delay(attempt: int, base_delay: float) -> float:
+    """Exponential backoff with jitter: ``base_delay * 2**attempt`` times a factor in [0.5, 1.5)."""
+    delay: float = base_delay * 2**attempt * random.uniform(0.5, 1.5)
+    return delay
 
 
 def _check_k(k: object) -> int:

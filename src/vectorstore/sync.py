@@ -17,19 +17,18 @@ import atexit
 import concurrent.futures
 import contextlib
 import contextvars
-import random
 import threading
 import time
 import weakref
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from vectorstore.errors import InvalidInput, TransactionConflict
+from vectorstore.errors import TransactionConflict
 from vectorstore.filters import Filter
 from vectorstore.records import Hit, Record, RecordId
 from vectorstore.schema import HNSW, CollectionSpec, FieldType
 from vectorstore.spi import Capabilities, Check, Health
-from vectorstore.store import AsyncCollection, AsyncStore, open_store
+from vectorstore.store import AsyncCollection, AsyncStore, check_retries, open_store, retry_delay
 
 T = TypeVar("T")
 
@@ -182,8 +181,7 @@ class Store:
                         base_delay: float = 0.02) -> T:
         """Sync twin of :meth:`AsyncStore.run_transaction`: ``work()`` (plain, not a coroutine) runs in
         one transaction, retried on TransactionConflict only when this call owns the transaction."""
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise InvalidInput(f"retries must be a non-negative integer, got {retries!r}")
+        check_retries(retries)
         owner = not self.in_transaction
         attempt = 0
         while True:
@@ -193,7 +191,7 @@ class Store:
             except TransactionConflict:
                 if not owner or attempt >= retries:
                     raise
-                time.sleep(base_delay * 2**attempt * random.uniform(0.5, 1.5))
+                time.sleep(retry_delay(attempt, base_delay))
                 attempt += 1
 
     def health(self) -> Health:

@@ -29,6 +29,7 @@ from vectorstore.memory import (
     SkillNotFound,
     UnknownRelationship,
 )
+from vectorstore_conformance.helpers import reopened
 
 T0 = 1_700_000_000
 DAY = 86_400
@@ -598,25 +599,17 @@ class AgentMemoryConformance:
         pid = ReasoningBank(store, clock=clock).store_pattern(task_type="x", approach="y", success_rate=0.5)
         before = snapshot(store)
         episode = memory.get_episode(eid)
-        persistent = store.capabilities.persistent
-        store.close()
-        again = vs.connect(store_url)
-        try:
-            if not persistent:
-                assert again.list_collections() == []
+        with reopened(store, store_url) as again:
+            if again is None:
                 return
             assert snapshot(again) == before
-            reopened = ReflexionMemory(again, clock=clock)
-            assert reopened.get_episode(eid) == episode
-            assert reopened.retrieve_relevant("persist me", k=1)[0].id == eid
+            memory_again = ReflexionMemory(again, clock=clock)
+            assert memory_again.get_episode(eid) == episode
+            assert memory_again.retrieve_relevant("persist me", k=1)[0].id == eid
             assert [s.name for s in SkillLibrary(again, clock=clock).get_skill_plan(parent).compositions] == ["c"]
             assert ReasoningBank(again, clock=clock).get_pattern(pid) is not None
             # ids continue after the existing ones
-            assert reopened.store_episode(session_id="s", task="next", reward=1, success=True) == eid + 1
-        finally:
-            for spec in again.list_collections():
-                again.drop_collection(spec.name)
-            again.close()
+            assert memory_again.store_episode(session_id="s", task="next", reward=1, success=True) == eid + 1
 
     def test_migrated_rows_with_nulls_read_back_exactly(self, store: vs.Store, clock: Clock) -> None:
         """Rows written straight into the collections (as a migration does), with NULL wherever

@@ -27,6 +27,7 @@ from vectorstore.media import (
 )
 from vectorstore.media.preferences import AsyncUserPreferences as _AsyncPrefs
 from vectorstore.memory import ReasoningBank, ReflexionMemory
+from vectorstore_conformance.helpers import reopened
 
 DIM = 8
 T0 = dt.datetime(2024, 5, 3, 20, 15, tzinfo=dt.UTC)  # a Friday, 20:15 UTC
@@ -605,12 +606,8 @@ class MediaConformance:
         ContentSearch(store, dim=4).upsert_batch(catalogue())
         embedder = HashingEmbedder(16)
         EmbeddingCache(store, embedder).embed(["kept"])
-        persistent = store.capabilities.persistent
-        store.close()
-        again = vs.connect(store_url)
-        try:
-            if not persistent:
-                assert again.list_collections() == []
+        with reopened(store, store_url) as again:
+            if again is None:
                 return
             assert UserPreferences(again).get_preference("u1") == expected  # the stored dim is adopted
             content = ContentSearch(again)
@@ -618,10 +615,6 @@ class MediaConformance:
             assert [h.item.key for h in content.similar_content("2", k=2)] == ["movie:1", "movie:3"]
             cache = EmbeddingCache(again, embedder)
             assert cache.get("kept") is not None and cache.stats.hits == 1
-        finally:
-            for c in again.list_collections():
-                again.drop_collection(c.name)
-            again.close()
 
     def test_media_async_twins(self, store: vs.Store) -> None:
         """AsyncUserPreferences and AsyncContentSearch over the async store have the same methods and results."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import vectorstore as vs
+from vectorstore_conformance.helpers import reopened
 
 
 class PersistenceConformance:
@@ -19,23 +20,15 @@ class PersistenceConformance:
         col.upsert([{"id": i, "vector": [i, 0.5, -i], "fields": {"day": dt.date(2020, 1, i + 1), "n": i},
                      "metadata": {"i": i}} for i in range(20)])
         spec = col.spec
-        persistent = store.capabilities.persistent
-        store.close()
-        again = vs.connect(store_url)
-        try:
-            if not persistent:
-                assert again.list_collections() == []
+        with reopened(store, store_url) as again:
+            if again is None:
                 return
             assert again.list_collections() == [spec]
-            reopened = again.collection("keep")
-            assert reopened.count() == 20
-            recs = reopened.get([0, 19])
+            kept = again.collection("keep")
+            assert kept.count() == 20
+            recs = kept.get([0, 19])
             assert [(r.id, r.fields, r.metadata, r.vector.tolist()) for r in recs] == [
                 (0, {"day": dt.date(2020, 1, 1), "n": 0}, {"i": 0}, [0.0, 0.5, 0.0]),
                 (19, {"day": dt.date(2020, 1, 20), "n": 19}, {"i": 19}, [19.0, 0.5, -19.0]),
             ]
-            assert [h.id for h in reopened.search([5, 0.5, -5], k=3)] == [5, 4, 6]
-        finally:
-            for c in again.list_collections():
-                again.drop_collection(c.name)
-            again.close()
+            assert [h.id for h in kept.search([5, 0.5, -5], k=3)] == [5, 4, 6]
