@@ -36,7 +36,7 @@ from vectorstore.hookspecs import hookimpl
 from vectorstore.records import Hit, Record
 from vectorstore.schema import HNSW, CollectionSpec, FieldType, IdType, Metric
 from vectorstore.spi import BackendSpec, Capabilities, Check, Health
-from vectorstore.store import AsyncCollection, AsyncStore, open_store
+from vectorstore.store import AsyncCollection, AsyncStore, open_store, store_exists
 from vectorstore.sync import Collection, Store, connect
 
 __version__ = "0.1.0"
@@ -86,4 +86,5 @@ __all__ = [
     "connect",
     "hookimpl",
     "open_store",
+    "store_exists",
 ]

@@ -1,4 +1,4 @@
-"""The ``vectorstore`` command: demo, doctor, plugins, learn."""
+"""The ``vectorstore`` command: demo, doctor, plugins, learn, export, migrate."""
 
 from __future__ import annotations
 
@@ -63,6 +63,19 @@ def _plugins(console: Console) -> int:
     return 0
 
 
+def _add_migrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from vectorstore.migrate.cli import add_parser
+
+    add_parser(sub)
+
+
+def _migrate(args: argparse.Namespace, console: Console) -> int:
+    """``vectorstore migrate`` / ``migrate rollback`` / ``migrate status`` (see vectorstore.migrate.cli)."""
+    from vectorstore.migrate.cli import run as migrate_main
+
+    return migrate_main(args, console)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vectorstore", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -78,6 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                                          "2 bad configuration)")
     learn.add_argument("--url", help="store URL (default as for demo)")
     learn.add_argument("--dry-run", action="store_true", help="compute the report, then roll everything back")
+    export = sub.add_parser("export", help="copy every collection of one store into another (e.g. PostgreSQL to "
+                                           "a SQLite file) and verify the copy (exit 0 ok, 1 mismatch, 2 error)")
+    export.add_argument("source", help="URL of the store to copy")
+    export.add_argument("destination", help="URL of the store to copy into (e.g. sqlite:///backup.db)")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace collections of the same names in the destination (default: refuse)")
+    export.add_argument("--batch-size", type=int, default=1000, help="records per batch (default 1000)")
+    _add_migrate(sub)
     args = parser.parse_args(argv)
     if args.command == "learn":  # plain stdout: one summary line for cron
         from vectorstore.memory.learner import main as learn_main
@@ -93,6 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo_job.run(args.url, n=args.n, dim=args.dim, console=console)
         if args.command == "doctor":
             return _doctor(args.url, console)
+        if args.command == "migrate":
+            return _migrate(args, console)
+        if args.command == "export":
+            from vectorstore.transfer import run_cli as export_main
+
+            return export_main(args.source, args.destination, overwrite=args.overwrite,
+                               batch_size=args.batch_size, console=console)
         return _plugins(console)
     except VectorStoreError as exc:
         console.print(f"[red]error[/red]: {exc}")

@@ -121,6 +121,32 @@ class Backend(Protocol):
         """Up to ``limit`` records with id > ``after`` matching ``where``, ordered by id (ints
         numerically, text by code point)."""
 
+    async def last_id(self, spec: CollectionSpec) -> int:
+        """Where an int-id collection's sequence stands: the greatest of every id allocated so far
+        and every id stored (0 when there are none). Read only: the sequence does not move, and
+        :meth:`allocate_ids` hands out ids above it. (``export`` carries it to another store.)"""
+
+    def bulk_load(self, spec: CollectionSpec) -> contextlib.AbstractAsyncContextManager[None]:
+        """A bulk load of the collection: writes inside the block go as usual (each its own
+        transaction, or the caller's), but the backend may stop maintaining secondary vector
+        indexes (HNSW) and build them once when the block ends, which is far faster than
+        maintaining them record by record. The core enters it only outside a transaction.
+
+        The contract, for a backend that defers anything:
+
+        - every read stays correct inside and after the block; a search with no index to use
+          is exact;
+        - when the block ends, normally or by an exception, the index is built once the last
+          bulk load of the collection ends: nested and concurrent bulk loads (other tasks or
+          processes) are safe, and only the last one to leave builds;
+        - a process that dies inside the block must not leave the collection without its index
+          unnoticed: the backend records that the index is pending (durably, before dropping
+          it), :meth:`doctor` reports it with a fix, and the next bulk load of the collection
+          to end builds it (so an empty ``bulk_load()`` block repairs it).
+
+        A backend with nothing to defer (memory, sqlite) returns a context manager that does
+        nothing."""
+
     def transaction(self, serializable: bool = False) -> contextlib.AbstractAsyncContextManager[None]:
         """Everything awaited inside commits together or not at all; nests as savepoints.
 
@@ -152,6 +178,8 @@ class BackendSpec:
     ``test_url`` returns the URL of a new, empty store for the conformance suite:
     ``test_url(base_url, tmp_path)``, where ``base_url`` is the URL the tester gave
     (or None) and ``tmp_path`` a fresh directory.
+    ``exists(config)`` tells whether a store already exists at the URL, without creating or
+    changing anything (opening a store creates it); ``None`` when the backend cannot tell.
     """
 
     name: str
@@ -161,4 +189,5 @@ class BackendSpec:
     description: str = ""
     capabilities: Capabilities = Capabilities()
     test_url: Callable[[str | None, Path], str] | None = None
+    exists: Callable[[StoreConfig], Awaitable[bool]] | None = None
 

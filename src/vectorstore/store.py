@@ -22,6 +22,7 @@ from vectorstore.errors import (
     NotSupported,
     StoreClosed,
     TransactionConflict,
+    TransactionError,
 )
 from vectorstore.filters import Filter, MatchAll, parse_filter
 from vectorstore.records import (
@@ -38,6 +39,16 @@ from vectorstore.spi import Backend, Capabilities, Check, Health
 
 MAX_K = 10_000
 T = TypeVar("T")
+
+
+async def store_exists(url: str | None = None, **options: Any) -> bool:
+    """Whether a store already exists at ``url``, found out without creating or changing anything
+    (opening a store creates it). Raises NotSupported for a backend that cannot tell."""
+    config = resolve(url, options)
+    spec = registry.backend_for_scheme(config.scheme)
+    if spec.exists is None:
+        raise NotSupported(f"the {spec.name} backend cannot tell whether a store exists without opening it")
+    return await spec.exists(config)
 
 
 async def open_store(url: str | None = None, **options: Any) -> AsyncStore:
@@ -259,6 +270,51 @@ class AsyncCollection:
         if isinstance(after, bool) or not isinstance(after, numbers.Integral) or not 0 <= int(after) < 2**63 - 1:
             raise InvalidInput(f"after must be a non-negative 64-bit integer, got {after!r}")
         return await self._backend.allocate_ids(self.spec, int(n), int(after))
+
+    async def last_id(self) -> int:
+        """Where the id sequence of an int-id collection stands: the greatest id allocated or
+        stored so far (0 if none). Read only; the next allocated id is above it. Copy it to another
+        store with ``allocate_ids(0, after=...)``."""
+        if self.spec.id_type is not IdType.INT:
+            raise InvalidInput(f"collection {self.name!r} has text ids, which have no sequence; "
+                               "last_id() is for int-id collections")
+        last_id = getattr(self._backend, "last_id", None)
+        if last_id is None:
+            raise NotSupported(f"the {self._backend.name} backend does not report id sequences (last_id); "
+                               "upgrade its plugin")
+        result: int = await last_id(self.spec)
+        return result
+
+    def bulk_load(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """``async with collection.bulk_load():`` around a large load (many batches): writes inside
+        go as usual (each its own transaction, or one you open inside the block), but the backend may
+        defer its vector index and build it once when the block ends: on PostgreSQL the HNSW index is
+        dropped at the start and built (and the table analysed) at the end, many times faster than
+        maintaining it row by row. Reads and searches stay correct throughout (exact while there is
+        no index).
+
+        The block must not be entered inside a transaction (TransactionError). Nested and
+        concurrent bulk loads of one collection are safe: the last to end builds the index. The
+        index is built also when the block ends by an exception; if the process dies inside, the
+        collection is marked as missing its index, ``doctor()`` reports it, and the next
+        ``bulk_load()`` of it to end builds it (an empty block is the repair). On memory and SQLite
+        it changes nothing."""
+        return self._bulk_load()
+
+    @contextlib.asynccontextmanager
+    async def _bulk_load(self) -> AsyncIterator[None]:
+        backend = self._backend
+        if backend.in_transaction():
+            raise TransactionError(
+                f"bulk_load() of {self.name!r} was entered inside a transaction; a bulk load changes the "
+                "collection's index in transactions of its own. Enter bulk_load() first and open "
+                "transactions inside the block")
+        manager = getattr(backend, "bulk_load", None)
+        if manager is None:  # a plugin written before the bulk-load contract: nothing to defer
+            yield
+            return
+        async with manager(self.spec):
+            yield
 
     async def get(self, ids: Sequence[RecordId]) -> list[Record]:
         """Records for the ids that exist, in the order asked, each once."""

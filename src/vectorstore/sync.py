@@ -243,6 +243,26 @@ class Collection:
         result: list[int] = self._run(self._inner.allocate_ids(n, after=after))
         return result
 
+    def last_id(self) -> int:
+        result: int = self._run(self._inner.last_id())
+        return result
+
+    def bulk_load(self) -> contextlib.AbstractContextManager[None]:
+        """``with collection.bulk_load():`` around a large load: the backend may defer its vector index
+        and build it once at the end (see :meth:`AsyncCollection.bulk_load`)."""
+        return self._bulk_load(self._inner.bulk_load())
+
+    @contextlib.contextmanager
+    def _bulk_load(self, manager: contextlib.AbstractAsyncContextManager[None]) -> Iterator[None]:
+        self._run(manager.__aenter__())
+        try:
+            yield
+        except BaseException as exc:
+            if not self._run(manager.__aexit__(type(exc), exc, exc.__traceback__)):
+                raise
+        else:
+            self._run(manager.__aexit__(None, None, None))
+
     def get(self, ids: Sequence[RecordId]) -> list[Record]:
         result: list[Record] = self._run(self._inner.get(ids))
         return result

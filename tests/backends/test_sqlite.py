@@ -727,3 +727,27 @@ def test_sqlite_unclosed_async_store_does_not_block_exit(db: Path) -> None:
     assert done.returncode == 0, done.stderr
     with vs.connect(url(db)) as s:
         assert s.collection("c").count() == 1
+
+
+def test_sqlite_bulk_load_keeps_the_vec0_mirror_and_last_id_only_reads(db: Path) -> None:
+    """bulk_load() defers nothing on SQLite: the vec0 mirror is complete inside the block (searches use
+    it). last_id() reads without the write lock (it works while another connection holds it)."""
+    with vs.connect(url(db)) as s:
+        col = s.create_collection("loaded", dim=2, metric="l2", id_type="int")
+        with col.bulk_load():
+            col.upsert([{"id": i, "vector": [i, 0]} for i in range(1, 301)])
+            conn = raw(db)
+            try:
+                assert conn.execute("SELECT count(*) FROM loaded__vec").fetchone() == (300,)
+            finally:
+                conn.close()
+            assert [h.id for h in col.search([150.2, 0], k=2)] == [150, 151]
+        col.allocate_ids(0, after=999)
+    holder = raw(db)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with vs.connect(url(db, timeout="200ms")) as s:
+            assert s.collection("loaded").last_id() == 999
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()

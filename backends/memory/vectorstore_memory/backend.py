@@ -164,6 +164,15 @@ class MemoryBackend:
             table.last_id = max(table.last_id, after, start + n - 1)
             return list(range(start, start + n))
 
+    async def last_id(self, spec: CollectionSpec) -> int:
+        table = self._table(spec.name, read=True)
+        return max(table.last_id, max((rid for rid in table.rows if isinstance(rid, int)), default=0))
+
+    @contextlib.asynccontextmanager
+    async def bulk_load(self, spec: CollectionSpec) -> AsyncIterator[None]:
+        # Search is an exhaustive scan: there is no index to defer.
+        yield
+
     @staticmethod
     def _record(rid: RecordId, row: _Row) -> Record:
         vector = None if row.vector is None else row.vector.copy()

@@ -21,10 +21,14 @@ def _test_url(base_url: str | None, tmp_path: Path) -> str:
     return "memory://"
 
 
+async def _exists(config: StoreConfig) -> bool:
+    return False  # every memory:// store is new
+
+
 @hookimpl
 def vectorstore_register_backends() -> list[BackendSpec]:
     from vectorstore import __version__
 
     return [BackendSpec(name="memory", schemes=("memory",), factory=_open, version=__version__,
                         description="pure NumPy reference: exact search, in-process, not persistent",
-                        capabilities=CAPABILITIES, test_url=_test_url)]
+                        capabilities=CAPABILITIES, test_url=_test_url, exists=_exists)]

@@ -121,6 +121,18 @@ async def _installed_extensions(conn: AConn) -> dict[str, str]:
     return {name: version for name, version in await cur.fetchall()}
 
 
+async def store_exists(config: StoreConfig) -> bool:
+    """Whether the schema holds a vectorstore catalog, found out read-only (opening would create it)."""
+    settings = parse_settings(config)
+    with translate_errors(settings):
+        async with await psycopg.AsyncConnection.connect(settings.conninfo, autocommit=True,
+                                                         **settings.connect_kwargs()) as conn:
+            cur = await conn.execute("SELECT to_regclass(%s)",
+                                     [sql.Identifier(settings.schema, "vs_collections").as_string(conn)])
+            row = await cur.fetchone()
+    return row is not None and row[0] is not None
+
+
 async def open_backend(config: StoreConfig) -> PostgresBackend:
     """Connect, detect the dialect, migrate, and open the pool."""
     settings = parse_settings(config)
@@ -133,6 +145,10 @@ async def open_backend(config: StoreConfig) -> PostgresBackend:
         with translate_errors(settings):
             dialect = await detect_dialect(boot, settings)
             await migrations.migrate(boot, settings.schema)
+            for pending in await pending_indexes(boot, settings.schema):
+                if not pending.running:
+                    detail, fix = interrupted_message(pending)
+                    log.warning("%s. To fix: %s", detail, fix)
             info = await TypeInfo.fetch(boot, "vector") if dialect.binary_vectors else None
             if dialect.binary_vectors and info is None:
                 raise ExtensionMissing(f"the pgvector extension is installed at {settings.target} but its 'vector' "
@@ -313,6 +329,17 @@ class PostgresBackend:
             return []
         return list(range(last - n + 1, last + 1))
 
+    async def last_id(self, spec: CollectionSpec) -> int:
+        q = self._q(spec)
+        statement = sql.SQL(
+            "SELECT greatest((SELECT coalesce(max({id}), 0) FROM {table}), "
+            "(SELECT coalesce(max(last), 0) FROM {seq} WHERE name = %s))").format(
+            id=sql.Identifier(ID_COLUMN), table=q.table, seq=sql.Identifier(self.settings.schema, "vs_sequences"))
+        async with self._connection(spec.name) as conn:
+            cur = await conn.execute(statement, [spec.name])
+            row = await cur.fetchone()
+        return int(row[0]) if row is not None and row[0] is not None else 0
+
     # -- writes ----------------------------------------------------------------
 
     def _row(self, spec: CollectionSpec, batch: RecordBatch, i: int) -> list[Any]:
@@ -378,12 +405,13 @@ class PostgresBackend:
                            [f"{round(budget * 1000)}ms" if self.settings.statement_timeout else "0"])
         rebuild = False
         if q.has_index and n >= self.settings.rebuild_index_above:
-            cur = await conn.execute(q.estimate_rows())
+            cur = await conn.execute(q.estimate_rows_and_index())
             row = await cur.fetchone()
             # Building the graph once is ~4x faster than inserting row by row; worth it
             # when the batch is at least as big as the table (an initial load). It holds
-            # an exclusive lock on the table until the transaction commits.
-            rebuild = row is not None and float(row[0]) <= n
+            # an exclusive lock on the table until the transaction commits. Not during a
+            # bulk load, which has dropped the index and builds it at its end.
+            rebuild = row is not None and float(row[0]) <= n and bool(row[1])
         stage = f"vs_stage_{next(self._stage_ids)}"
         clock = [time.perf_counter()]
         await conn.execute(q.create_stage(stage))
@@ -403,22 +431,149 @@ class PostgresBackend:
             await cur.execute(q.drop_stage(stage))
             clock.append(time.perf_counter())
             if rebuild:
-                index = q.create_index()
-                assert index is not None
-                # Never lower the server's setting; raise it to what the graph needs, up to
-                # the index_build_memory option, for this transaction only.
-                want = min(self.settings.index_build_memory, _graph_bytes(q.spec, n))
-                await cur.execute(
-                    "SELECT set_config('maintenance_work_mem', (GREATEST(pg_size_bytes(current_setting("
-                    "'maintenance_work_mem')), %s::bigint) / 1024)::text || 'kB', true)", [want])
-                await cur.execute(index)
-                # Fresh statistics: the planner and the search's size gate read them.
-                await cur.execute(q.analyze())
+                await self._build_index(cur, q, n)
                 clock.append(time.perf_counter())
         log.debug("bulk %s of %d rows into %s: copy %.2fs, merge %.2fs%s", "upsert" if replace else "insert", n,
                   q.spec.name, clock[1] - clock[0], clock[2] - clock[1],
                   f", index rebuild {clock[3] - clock[2]:.2f}s" if rebuild else "")
         return inserted
+
+    async def _build_index(self, cur: psycopg.AsyncCursor[Any], q: CollectionSQL, rows: int, *,
+                           if_not_exists: bool = False) -> None:
+        """Build the collection's HNSW index in the current transaction, then ANALYZE the table."""
+        index = q.create_index(if_not_exists=if_not_exists)
+        assert index is not None
+        # Never lower the server's setting; raise it to what the graph needs, up to
+        # the index_build_memory option, for this transaction only.
+        want = min(self.settings.index_build_memory, _graph_bytes(q.spec, rows))
+        await cur.execute(
+            "SELECT set_config('maintenance_work_mem', (GREATEST(pg_size_bytes(current_setting("
+            "'maintenance_work_mem')), %s::bigint) / 1024)::text || 'kB', true)", [want])
+        await cur.execute(index)
+        # Fresh statistics: the planner and the search's size gate read them.
+        await cur.execute(q.analyze())
+
+    # -- bulk loads ----------------------------------------------------------------
+    #
+    # A bulk load drops the collection's HNSW index and builds it once at the end. Its state:
+    #
+    # - ``vs_collections.index_pending_since`` (durable): set in the transaction that drops the
+    #   index, cleared in the one that builds it. Crash-safe: the index is absent exactly when set.
+    # - a session-level *shared* advisory lock per collection, held by every running bulk load on
+    #   a connection of its own (not the pool's): PostgreSQL releases it when that session ends,
+    #   so a process that dies inside the block leaves "pending" with no lock holder -- which is
+    #   how doctor() and opening the store tell an interrupted load from a running one.
+    # - at the end, a load releases its shared lock and builds only if it then gets the
+    #   *exclusive* lock (no other bulk load of the collection runs; it is held until the build
+    #   commits, so a load starting meanwhile waits for the index and then drops it again).
+
+    def _bulk_key(self, name: str) -> str:
+        return bulk_key(self.settings.schema, name)
+
+    async def _dedicated(self) -> AConn:
+        """A connection outside the pool, for the lifetime of one bulk load."""
+        try:
+            conn = await psycopg.AsyncConnection.connect(self.settings.conninfo, autocommit=True,
+                                                         **self.settings.connect_kwargs())
+        except psycopg.OperationalError as exc:
+            raise unavailable(self.settings, exc) from None
+        try:
+            await self._configure(conn)  # prepared like a pooled one (plugins' hooks run on it too)
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    @contextlib.asynccontextmanager
+    async def bulk_load(self, spec: CollectionSpec) -> AsyncIterator[None]:
+        q = self._q(spec)
+        if not q.has_index:
+            yield  # no HNSW index under this dialect / dimension: nothing to defer
+            return
+        key = self._bulk_key(spec.name)
+        lease = await self._dedicated()
+        try:
+            with translate_errors(self.settings, spec.name):
+                async with lease.transaction():
+                    # Waits (without a statement timeout) while another load builds the index.
+                    await lease.execute("SELECT set_config('statement_timeout', '0', true)")
+                    await lease.execute("SELECT pg_advisory_lock_shared(hashtextextended(%s, 0))", [key])
+                async with lease.transaction():
+                    cur = await lease.execute(sql.SQL(
+                        "UPDATE {} SET index_pending_since = coalesce(index_pending_since, now()) "
+                        "WHERE name = %s RETURNING spec").format(self._table_sql()), [spec.name])
+                    if await cur.fetchone() is None:
+                        raise CollectionNotFound.named(spec.name)
+                    await lease.execute(q.drop_index())
+            log.info("bulk load of %s: HNSW index dropped; it is built when the load ends", spec.name)
+        except BaseException:
+            await lease.close()
+            raise
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            try:
+                await self._end_bulk_load(lease, spec.name)
+            except Exception:
+                if not failed:
+                    raise
+                # Keep the caller's exception; the index stays pending and doctor() reports it.
+                log.exception("bulk load of %s: building its HNSW index after the failed load failed too; "
+                              "it is still missing (see vectorstore doctor)", spec.name)
+            finally:
+                await lease.close()
+
+    async def _end_bulk_load(self, lease: AConn, name: str) -> None:
+        key = self._bulk_key(name)
+        with translate_errors(self.settings, name):
+            conn = lease
+            try:
+                await lease.execute("SELECT pg_advisory_unlock_shared(hashtextextended(%s, 0))", [key])
+            except psycopg.OperationalError:
+                # The session is gone (and its lock with it): finish on a fresh connection.
+                conn = await self._dedicated()
+            try:
+                built = await self._build_pending(conn, name)
+            finally:
+                if conn is not lease:
+                    await conn.close()
+        if built is None:
+            log.info("bulk load of %s ended; another bulk load of it still runs and builds the index", name)
+
+    async def _build_pending(self, conn: AConn, name: str) -> bool | None:
+        """Build the index if it is pending and no bulk load of the collection runs. Returns True if
+        it was built, False if nothing was pending, None if a bulk load still runs."""
+        async with conn.transaction():
+            cur = await conn.execute("SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))",
+                                     [self._bulk_key(name)])
+            row = await cur.fetchone()
+            if row is None or not row[0]:
+                return None
+            cur = await conn.execute(sql.SQL(
+                "SELECT spec FROM {} WHERE name = %s AND index_pending_since IS NOT NULL FOR UPDATE").format(
+                self._table_sql()), [name])
+            row = await cur.fetchone()
+            if row is None:
+                return False  # dropped meanwhile, or built by someone else
+            q = self._q(CollectionSpec.from_dict(row[0]))
+            if q.has_index:
+                cur = await conn.execute(q.estimate_rows())
+                estimate = await cur.fetchone()
+                rows = int(float(estimate[0])) if estimate is not None else 0
+                # A build is legitimately long: the statement timeout applies per 1,000 rows.
+                budget = self.settings.statement_timeout * max(1, -(-rows // 1000))
+                await conn.execute("SELECT set_config('statement_timeout', %s, true)",
+                                   [f"{round(budget * 1000)}ms" if self.settings.statement_timeout else "0"])
+                start = time.perf_counter()
+                async with conn.cursor() as cur:
+                    await self._build_index(cur, q, rows, if_not_exists=True)
+                log.info("bulk load of %s ended: HNSW index built over ~%d rows in %.1fs", name, rows,
+                         time.perf_counter() - start)
+            await conn.execute(sql.SQL("UPDATE {} SET index_pending_since = NULL WHERE name = %s").format(
+                self._table_sql()), [name])
+        return True
 
     async def delete(self, spec: CollectionSpec, ids: Sequence[RecordId] | None, where: Filter | None) -> int:
         q = self._q(spec)
@@ -618,6 +773,7 @@ class PostgresBackend:
                 host = conn.info.host
                 cur = await conn.execute(sql.SQL("SELECT spec FROM {}").format(self._table_sql()))
                 specs = [CollectionSpec.from_dict(r[0]) for r in await cur.fetchall()]
+                pending = await pending_indexes(conn, self.settings.schema)
         except BackendUnavailable as exc:
             return [Check("connection", False, str(exc), "start the server or fix the URL")]
         checks.append(Check("server", True, f"PostgreSQL {version} at {self.settings.target} "
@@ -644,12 +800,70 @@ class PostgresBackend:
                                     f"HNSW index under {self.dialect.name}: searches are exact sequential scans",
                                     "fine for small collections; reduce the dimension (at most 2000 for pgvector "
                                     "HNSW) for large ones"))
+        for item in pending:
+            if item.running:
+                checks.append(Check(f"index {item.name}", None,
+                                    f"a bulk load of {item.name!r} is running (since "
+                                    f"{item.since.isoformat(timespec='seconds')}); its HNSW index is built when "
+                                    "it ends, and searches are exact meanwhile",
+                                    "nothing to do unless the loading process is gone"))
+            else:
+                detail, fix = interrupted_message(item)
+                checks.append(Check(f"index {item.name}", False, detail, fix))
         for name, detail, fix in self.dialect.warnings():
             checks.append(Check(name, None, detail, fix))
         return checks
 
     async def aclose(self) -> None:
         await self._pool.close()
+
+
+def bulk_key(schema: str, name: str) -> str:
+    """The advisory-lock key (hashed by the server) of bulk loads of one collection."""
+    return f"vectorstore:bulk:{schema}.{name}"
+
+
+@attrs.frozen(slots=True)
+class PendingIndex:
+    """A collection whose HNSW index a bulk load dropped and has not built yet."""
+
+    name: str
+    since: dt.datetime
+    #: Whether a bulk load of it is running now; False means the load was interrupted.
+    running: bool
+
+
+async def pending_indexes(conn: AConn, schema: str) -> list[PendingIndex]:
+    """Collections whose index is pending, each with whether a bulk load of it still runs."""
+    cur = await conn.execute(sql.SQL(
+        "SELECT name, index_pending_since FROM {} WHERE index_pending_since IS NOT NULL ORDER BY name").format(
+        sql.Identifier(schema, migrations.CATALOG_TABLE)))
+    out: list[PendingIndex] = []
+    for name, since in await cur.fetchall():
+        # A bulk load runs exactly while its advisory lock is held (shared while loading, exclusive
+        # while building). Looked up in pg_locks rather than probed with a try-lock, which would hold
+        # it for an instant and could make a load that ends just then leave the build to nobody.
+        # A bigint key shows as classid (high 32 bits) and objid (low 32 bits), objsubid 1.
+        cur = await conn.execute(
+            "WITH k AS (SELECT hashtextextended(%s, 0) AS k) "
+            "SELECT EXISTS (SELECT 1 FROM pg_locks l, k WHERE l.locktype = 'advisory' AND l.granted "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND l.objsubid = 1 AND l.classid = ((k.k >> 32) & 4294967295)::oid "
+            "AND l.objid = (k.k & 4294967295)::oid)", [bulk_key(schema, name)])
+        row = await cur.fetchone()
+        out.append(PendingIndex(name=name, since=since, running=bool(row is not None and row[0])))
+    return out
+
+
+def interrupted_message(pending: PendingIndex) -> tuple[str, str]:
+    """What doctor (and the log, when the store opens) says about an interrupted bulk load."""
+    detail = (f"collection {pending.name!r} has no HNSW index: a bulk load that dropped it at "
+              f"{pending.since.isoformat(timespec='seconds')} was interrupted before building it again; "
+              "searches are correct but exact sequential scans (slow on large collections)")
+    fix = (f"build it: with store.collection({pending.name!r}).bulk_load(): pass  (an empty bulk load builds "
+           "the pending index once when it ends; about a minute per 100,000 384-d vectors, writes to the "
+           "collection wait meanwhile)")
+    return detail, fix
 
 
 def _graph_bytes(spec: CollectionSpec, rows: int) -> int:

@@ -59,6 +59,12 @@ MIGRATIONS: tuple[Migration, ...] = (
            END
            $vs$""",
     )),
+    Migration(4, "pending index builds", (
+        # Set (to when it began) while a bulk load has dropped the collection's HNSW index; cleared
+        # in the transaction that builds it again. Still set with no bulk load running means a load
+        # was interrupted: doctor reports it. IF NOT EXISTS: re-running it must be harmless.
+        """ALTER TABLE {schema}.vs_collections ADD COLUMN IF NOT EXISTS index_pending_since timestamptz""",
+    )),
 )
 
 

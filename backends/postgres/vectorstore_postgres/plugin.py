@@ -19,6 +19,12 @@ async def _open(config: StoreConfig) -> Backend:
     return await open_backend(config)
 
 
+async def _exists(config: StoreConfig) -> bool:
+    from vectorstore_postgres.backend import store_exists
+
+    return await store_exists(config)
+
+
 def _test_url(base_url: str | None, tmp_path: Path) -> str:
     from vectorstore_postgres.testing import isolated_url
 
@@ -31,7 +37,7 @@ def vectorstore_register_backends() -> list[BackendSpec]:
 
     return [BackendSpec(name="postgres", schemes=("postgresql",), factory=_open, version=__version__,
                         description="PostgreSQL + pgvector (or the ruvector extension): pooled, HNSW",
-                        capabilities=CAPABILITIES, test_url=_test_url)]
+                        capabilities=CAPABILITIES, test_url=_test_url, exists=_exists)]
 
 
 @hookimpl

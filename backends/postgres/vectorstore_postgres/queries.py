@@ -178,17 +178,29 @@ class CollectionSQL:
     def has_index(self) -> bool:
         return self.dialect.can_index(self.spec.metric, self.spec.dim)
 
-    def create_index(self) -> str | None:
+    def create_index(self, *, if_not_exists: bool = False) -> str | None:
         if not self.has_index:
             return None
-        return sql.SQL("CREATE INDEX {} ON {} USING {} ({} {}) WITH (m = {}, ef_construction = {})").format(
+        verb = "CREATE INDEX IF NOT EXISTS" if if_not_exists else "CREATE INDEX"
+        return sql.SQL(verb + " {} ON {} USING {} ({} {}) WITH (m = {}, ef_construction = {})").format(
             sql.Identifier(index_name(self.spec.name)), self.table, sql.Identifier(self.dialect.access_method),
             sql.Identifier(VECTOR_COLUMN), sql.SQL(self.dialect.opclass(self.spec.metric)),
             sql.Literal(self.spec.index.m), sql.Literal(self.spec.index.ef_construction),
         ).as_string()
 
     def drop_index(self) -> str:
-        return sql.SQL("DROP INDEX {}").format(sql.Identifier(self.schema, index_name(self.spec.name))).as_string()
+        # IF EXISTS: a bulk load (or an interrupted one) may have dropped it already.
+        return sql.SQL("DROP INDEX IF EXISTS {}").format(
+            sql.Identifier(self.schema, index_name(self.spec.name))).as_string()
+
+    @property
+    def qualified_index_name(self) -> str:
+        return sql.Identifier(self.schema, index_name(self.spec.name)).as_string()
+
+    def estimate_rows_and_index(self) -> str:
+        """The size gate's row estimate, and whether the HNSW index exists (a bulk load drops it)."""
+        return sql.SQL("SELECT {}, to_regclass({}) IS NOT NULL").format(
+            self._size_gate(), sql.Literal(self.qualified_index_name)).as_string()
 
     def analyze(self) -> str:
         return sql.SQL("ANALYZE {}").format(self.table).as_string()

@@ -25,6 +25,8 @@ import datetime as dt
 import inspect
 import json
 import os
+import shutil
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -85,6 +87,37 @@ class Settings:
     path: Path
     timeout: float
     readers: int
+
+
+def _has_catalog(uri: str) -> bool:
+    module = driver().module
+    conn = module.connect(uri, uri=True)
+    try:
+        row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [CATALOG]).fetchone()
+        return row is not None
+    finally:
+        conn.close()
+
+
+def store_exists(config: StoreConfig) -> bool:
+    """Whether the file exists and holds a vectorstore catalog, found out without creating anything.
+
+    Committed pages may still sit in the ``-wal`` file, which an immutable read ignores: then the
+    file and its WAL are copied to a temporary directory and the copy is read."""
+    path = parse_settings(config).path
+    if not path.is_file():
+        return False
+    wal = path.with_name(path.name + "-wal")
+    try:
+        if not wal.is_file() or wal.stat().st_size == 0:
+            return _has_catalog(f"file:{urllib.parse.quote(str(path))}?mode=ro&immutable=1")
+        with tempfile.TemporaryDirectory(prefix="vectorstore-exists-") as tmp:
+            copy = Path(tmp) / path.name
+            shutil.copyfile(path, copy)
+            shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+            return _has_catalog(f"file:{urllib.parse.quote(str(copy))}?mode=ro")
+    except driver().module.DatabaseError:
+        return False  # not an SQLite database (or not ours)
 
 
 def parse_settings(config: StoreConfig) -> Settings:
@@ -542,6 +575,18 @@ class SqliteBackend:
                             "ON CONFLICT (name) DO UPDATE SET last = excluded.last",
                             [spec.name, max(last, after, start + n - 1)])
             return list(range(start, start + n))
+
+    async def last_id(self, spec: CollectionSpec) -> int:
+        async with self._read(spec.name, snapshot=True) as r:
+            highest = (await r.fetchall(f"SELECT coalesce(max(id), 0) FROM {q(spec.name)}"))[0][0]
+            found = await r.fetchall(f'SELECT last FROM "{SEQUENCES}" WHERE name = ?', [spec.name])
+        return max(int(highest), int(found[0][0]) if found else 0)
+
+    @contextlib.asynccontextmanager
+    async def bulk_load(self, spec: CollectionSpec) -> AsyncIterator[None]:
+        # Nothing to defer: the vec0 mirror of new rows is written in bulk by each batch already, and
+        # search never depends on it being complete.
+        yield
 
     # -- records -----------------------------------------------------------
 

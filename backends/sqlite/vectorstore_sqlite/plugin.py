@@ -23,13 +23,19 @@ def _test_url(base_url: str | None, tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'conformance.db'}"
 
 
+async def _exists(config: StoreConfig) -> bool:
+    from vectorstore_sqlite.backend import store_exists
+
+    return store_exists(config)
+
+
 @hookimpl
 def vectorstore_register_backends() -> list[BackendSpec]:
     from vectorstore import __version__
 
     return [BackendSpec(name="sqlite", schemes=("sqlite",), factory=_open, version=__version__,
                         description="SQLite file + sqlite-vec (development, embedded, single writer)",
-                        capabilities=CAPABILITIES, test_url=_test_url)]
+                        capabilities=CAPABILITIES, test_url=_test_url, exists=_exists)]
 
 
 @hookimpl

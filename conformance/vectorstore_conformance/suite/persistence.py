@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from pathlib import Path
+
+import pytest
 
 import vectorstore as vs
+from vectorstore import registry
+from vectorstore.config import resolve
 from vectorstore_conformance.helpers import reopened
 
 
@@ -32,3 +38,22 @@ class PersistenceConformance:
                 (19, {"day": dt.date(2020, 1, 20), "n": 19}, {"i": 19}, [19.0, 0.5, -19.0]),
             ]
             assert [h.id for h in kept.search([5, 0.5, -5], k=3)] == [5, 4, 6]
+
+    def test_store_exists_without_creating_anything(self, store: vs.Store, store_url: str, tmp_path: Path) -> None:
+        """store_exists(url) tells whether a store is there without creating one: true for this
+        (opened, persistent) store, false for a URL never opened — and asking creates nothing.
+
+        Troubleshooting: check for the backend's catalog read-only; never run its migrations.
+        """
+        spec = registry.backend_for_scheme(resolve(store_url).scheme)
+        if spec.exists is None:
+            with pytest.raises(vs.NotSupported):
+                asyncio.run(vs.store_exists(store_url))
+            return
+        assert asyncio.run(vs.store_exists(store_url)) is store.capabilities.persistent
+        if spec.test_url is None:
+            return
+        fresh = spec.test_url(None, tmp_path / "never-opened")
+        assert asyncio.run(vs.store_exists(fresh)) is False
+        assert asyncio.run(vs.store_exists(fresh)) is False
+        assert not (tmp_path / "never-opened").exists()

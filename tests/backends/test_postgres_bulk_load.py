@@ -1,0 +1,249 @@
+"""``bulk_load()`` on a real PostgreSQL server: the HNSW index is dropped for the load and built once
+at its end; an interrupted load is detected, reported and repaired. (The conformance suite checks
+the backend-independent side: correct searches during and after, exceptions, nesting.)"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import uuid
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
+
+import numpy as np
+import pytest
+
+import vectorstore
+from vectorstore import hookimpl, registry
+from vectorstore.store import AsyncCollection, AsyncStore
+from vectorstore_postgres.backend import PostgresBackend
+from vectorstore_postgres.testing import ENV_URL, embedded_server_url, isolated_url
+
+pytestmark = pytest.mark.postgres
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    return os.environ.get(ENV_URL) or embedded_server_url()
+
+
+@pytest.fixture
+def url(server_url: str) -> str:
+    return isolated_url(server_url)
+
+
+class Tracer:
+    """The libpq trace of every connection the backend opens (the bulk load's own one included)."""
+
+    def __init__(self, file: Any) -> None:
+        self.file = file
+
+    @hookimpl
+    def vectorstore_prepare_connection(self, conn: Any, backend: str) -> None:
+        if backend == "postgres":
+            from psycopg import pq
+
+            conn.pgconn.trace(self.file.fileno())
+            conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+
+    def text(self) -> str:
+        self.file.flush()
+        self.file.seek(0)
+        return str(self.file.read().decode("utf-8", "replace"))
+
+
+@pytest.fixture
+def tracer() -> Iterator[Tracer]:
+    with tempfile.TemporaryFile("w+b") as file:
+        plugin = Tracer(file)
+        registry.register(plugin, name=f"tracer-{uuid.uuid4().hex}")
+        try:
+            yield plugin
+        finally:
+            registry.unregister(plugin)
+
+
+async def open_pg(url: str, **options: Any) -> tuple[AsyncStore, PostgresBackend]:
+    store = await vectorstore.open_store(url, **options)
+    backend = store.backend
+    assert isinstance(backend, PostgresBackend)
+    return store, backend
+
+
+async def index_state(backend: PostgresBackend, name: str) -> tuple[bool, bool]:
+    """(the HNSW index exists, the catalog marks it pending)."""
+    async with backend._pool.connection() as conn:
+        cur = await conn.execute("SELECT count(*) FROM pg_indexes WHERE schemaname = %s AND indexname = %s",
+                                 [backend.settings.schema, f"vs_i_{name}"])
+        row = await cur.fetchone()
+        exists = bool(row and row[0])
+        cur = await conn.execute(f'SELECT index_pending_since IS NOT NULL FROM "{backend.settings.schema}".'
+                                 "vs_collections WHERE name = %s", [name])
+        row = await cur.fetchone()
+    return exists, bool(row and row[0])
+
+
+def _records(n: int, dim: int, seed: int = 0, prefix: str = "r") -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(n, dim)).astype(np.float32)
+    return [{"id": f"{prefix}{i:06d}", "vector": vectors[i], "metadata": {"cat": i % 10}} for i in range(n)]
+
+
+def _exact(records: list[dict[str, Any]], query: np.ndarray, k: int) -> list[str]:
+    matrix = np.stack([r["vector"] for r in records]).astype(np.float64)
+    q = query.astype(np.float64)
+    dist = 1 - matrix @ q / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(q))
+    order = sorted(range(len(records)), key=lambda i: (dist[i], records[i]["id"]))
+    return [records[i]["id"] for i in order[:k]]
+
+
+async def _load(col: AsyncCollection, records: list[dict[str, Any]], batch: int) -> None:
+    for start in range(0, len(records), batch):
+        await col.upsert(records[start:start + batch])
+
+
+def test_index_is_absent_during_the_load_and_built_once_after(url: str, tracer: Tracer) -> None:
+    async def go() -> None:
+        # exact_search_below=0: every search takes the index path when there is an index.
+        store, backend = await open_pg(url, exact_search_below=0)
+        col = await store.create_collection("docs", dim=16, fields={"cat": "int"})
+        records = _records(2500, 16)
+        await col.upsert(records[:500])
+        assert await index_state(backend, "docs") == (True, False)
+        async with col.bulk_load():
+            assert await index_state(backend, "docs") == (False, True)
+            await _load(col, records[500:], 250)
+            assert await index_state(backend, "docs") == (False, True)
+            # No index: the search is an exact scan, so it equals the reference exactly.
+            for i in (3, 1700):
+                query = records[i]["vector"] + 0.05
+                assert [h.id for h in await col.search(query, k=10)] == _exact(records, query, 10)
+        assert await index_state(backend, "docs") == (True, False)
+        trace = tracer.text()
+        # Built once, at the end, with the COPY rebuild's memory setting, and analysed.
+        # create_collection's, and the one build
+        assert trace.count('CommandComplete\t "CREATE INDEX"') == 2
+        end = trace.rindex("CREATE INDEX")
+        assert trace.rindex("maintenance_work_mem", 0, end) < end < trace.rindex("ANALYZE")
+        async with backend._pool.connection() as conn:
+            cur = await conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass",
+                                     [f"{backend.settings.schema}.vs_c_docs"])
+            assert (await cur.fetchone()) == (2500.0,)
+        hits = await col.search(records[42]["vector"], k=5)
+        assert hits[0].id == "r000042" and len(hits) == 5
+        await store.aclose()
+
+    run(go())
+
+
+def test_a_big_copy_batch_inside_the_load_does_not_rebuild_the_index(url: str) -> None:
+    """The COPY path rebuilds the index for a big batch into a small table, but not during a bulk
+    load, which has dropped it and builds it at its own end."""
+    async def go() -> None:
+        store, backend = await open_pg(url, copy_threshold=100, rebuild_index_above=1000)
+        col = await store.create_collection("big", dim=8)
+        async with col.bulk_load():
+            await col.upsert(_records(3000, 8))
+            assert await index_state(backend, "big") == (False, True)
+        assert await index_state(backend, "big") == (True, False)
+        await store.aclose()
+
+    run(go())
+
+
+def test_the_last_of_concurrent_bulk_loads_builds_the_index(url: str) -> None:
+    async def go() -> None:
+        store, backend = await open_pg(url)
+        col = await store.create_collection("twice", dim=8)
+        first, second = col.bulk_load(), col.bulk_load()
+        await first.__aenter__()
+        await second.__aenter__()
+        await col.upsert(_records(300, 8))
+        await first.__aexit__(None, None, None)
+        assert await index_state(backend, "twice") == (False, True)  # the second still runs
+        checks = {c.name: c for c in await store.doctor()}
+        assert checks["index twice"].ok is None and "is running" in checks["index twice"].detail
+        await second.__aexit__(None, None, None)
+        assert await index_state(backend, "twice") == (True, False)
+        assert "index twice" not in {c.name for c in await store.doctor()}
+        await store.aclose()
+
+    run(go())
+
+
+CRASH = textwrap.dedent("""
+    import os, sys
+    import numpy as np
+    import vectorstore as vs
+    store = vs.connect(sys.argv[1])
+    col = store.collection("crashy")
+    rng = np.random.default_rng(1)
+    with col.bulk_load():
+        col.upsert([{"id": f"c{i:04d}", "vector": rng.normal(size=8)} for i in range(400)])
+        print("loaded", flush=True)
+        os._exit(3)  # the process dies inside the block: no __exit__, no finally
+""")
+
+
+def test_an_interrupted_bulk_load_is_reported_and_repaired(url: str, caplog: pytest.LogCaptureFixture) -> None:
+    async def setup() -> None:
+        store, _ = await open_pg(url)
+        col = await store.create_collection("crashy", dim=8)
+        await col.upsert(_records(100, 8))
+        await store.aclose()
+
+    run(setup())
+    done = subprocess.run([sys.executable, "-c", CRASH, url], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3 and "loaded" in done.stdout, done.stderr
+
+    async def check() -> None:
+        with caplog.at_level(logging.WARNING, logger="vectorstore.postgres"):
+            store, backend = await open_pg(url)
+        # Opening the store reports it.
+        assert any("'crashy' has no HNSW index" in r.getMessage() and "bulk_load()" in r.getMessage()
+                   for r in caplog.records)
+        assert await index_state(backend, "crashy") == (False, True)
+        # doctor() reports it as a problem, with the fix.
+        checks = {c.name: c for c in await store.doctor()}
+        bad = checks["index crashy"]
+        assert bad.ok is False and "interrupted" in bad.detail and "bulk_load()" in bad.fix
+        # Searches are still correct (exact).
+        col = await store.collection("crashy")
+        assert await col.count() == 500
+        got = (await col.get(["c0123"]))[0]
+        assert got.vector is not None
+        assert (await col.search(got.vector, k=1))[0].id == "c0123"
+        # The repair: an empty bulk load builds the pending index.
+        async with col.bulk_load():
+            pass
+        assert await index_state(backend, "crashy") == (True, False)
+        assert "index crashy" not in {c.name for c in await store.doctor()}
+        await store.aclose()
+
+    run(check())
+
+
+def test_a_dropped_collection_ends_its_bulk_load_quietly(url: str) -> None:
+    async def go() -> None:
+        store, _ = await open_pg(url)
+        col = await store.create_collection("gone", dim=4)
+        async with col.bulk_load():
+            await col.upsert(_records(10, 4))
+            assert await store.drop_collection("gone")
+        with pytest.raises(vectorstore.CollectionNotFound):
+            async with col.bulk_load():
+                pass
+        await store.aclose()
+
+    run(go())
