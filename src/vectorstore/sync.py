@@ -97,6 +97,20 @@ def _close_all() -> None:
             store.close()
 
 
+@contextlib.contextmanager
+def _sync_context(run: Callable[[Coroutine[Any, Any, Any]], Any],
+                  manager: contextlib.AbstractAsyncContextManager[None]) -> Iterator[None]:
+    """An async context manager of the async API, driven from sync code on the store's loop."""
+    run(manager.__aenter__())
+    try:
+        yield
+    except BaseException as exc:
+        if not run(manager.__aexit__(type(exc), exc, exc.__traceback__)):
+            raise
+    else:
+        run(manager.__aexit__(None, None, None))
+
+
 async def _in_transaction(store: AsyncStore) -> bool:
     # Evaluated on the loop, in the calling thread's context, where the transaction lives.
     return store.in_transaction
@@ -159,18 +173,7 @@ class Store:
         """``with store.transaction():`` — all or nothing, across collections (see
         :meth:`AsyncStore.transaction` for ``serializable``). Raises NotSupported at once (like the
         async API) when the backend has no transactions."""
-        return self._transaction(self._inner.transaction(serializable=serializable))
-
-    @contextlib.contextmanager
-    def _transaction(self, manager: contextlib.AbstractAsyncContextManager[None]) -> Iterator[None]:
-        self._run(manager.__aenter__())
-        try:
-            yield
-        except BaseException as exc:
-            if not self._run(manager.__aexit__(type(exc), exc, exc.__traceback__)):
-                raise
-        else:
-            self._run(manager.__aexit__(None, None, None))
+        return _sync_context(self._run, self._inner.transaction(serializable=serializable))
 
     @property
     def in_transaction(self) -> bool:
@@ -250,18 +253,7 @@ class Collection:
     def bulk_load(self) -> contextlib.AbstractContextManager[None]:
         """``with collection.bulk_load():`` around a large load: the backend may defer its vector index
         and build it once at the end (see :meth:`AsyncCollection.bulk_load`)."""
-        return self._bulk_load(self._inner.bulk_load())
-
-    @contextlib.contextmanager
-    def _bulk_load(self, manager: contextlib.AbstractAsyncContextManager[None]) -> Iterator[None]:
-        self._run(manager.__aenter__())
-        try:
-            yield
-        except BaseException as exc:
-            if not self._run(manager.__aexit__(type(exc), exc, exc.__traceback__)):
-                raise
-        else:
-            self._run(manager.__aexit__(None, None, None))
+        return _sync_context(self._run, self._inner.bulk_load())
 
     def get(self, ids: Sequence[RecordId]) -> list[Record]:
         result: list[Record] = self._run(self._inner.get(ids))

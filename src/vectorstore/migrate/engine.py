@@ -96,7 +96,7 @@ class Tracking:
 
     async def all_runs(self) -> list[dict[str, Any]]:
         out = []
-        async for r in _scan(self.runs):
+        async for r in self.runs.scan():
             out.append({"id": r.id, **r.fields})
         return sorted(out, key=lambda r: (r.get("started_at") or 0, str(r["id"])))
 
@@ -113,18 +113,7 @@ class Tracking:
         where: dict[str, Any] = {"run": run_id}
         if table is not None:
             where["src_table"] = table
-        return [r async for r in _scan(self.batches, where=where)]
-
-
-async def _scan(col: AsyncCollection, where: Any = None, batch: int = 1000) -> Any:
-    after = None
-    while True:
-        records = await col.page(after, batch, where=where)
-        for r in records:
-            yield r
-        if len(records) < batch:
-            return
-        after = records[-1].id
+        return [r async for r in self.batches.scan(where=where)]
 
 
 # -- the target ----------------------------------------------------------------------------
@@ -501,7 +490,7 @@ async def _overflow_map(store: AsyncStore, table: str) -> dict[Any, dict[str, An
     except CollectionNotFound:
         return {}
     out: dict[Any, dict[str, Any]] = {}
-    async for r in _scan(col, where={"src_table": table}):
+    async for r in col.scan(where={"src_table": table}):
         out.setdefault(r.fields["src_key"], {})[r.fields["src_column"]] = r.fields["value"]
     return out
 
@@ -614,7 +603,7 @@ async def store_checksums(store: AsyncStore, *, exclude_prefix: str = "vsmigrate
             continue
         col = await store.collection(spec.name)
         total = checksum.TableChecksum()
-        async for r in _scan(col):
+        async for r in col.scan():
             total.add(r.id, checksum.record_digest(spec, r))
         out[spec.name] = f"{total.rows}:{total.hexdigest()}"
     return out
