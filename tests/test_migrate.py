@@ -39,7 +39,7 @@ from vectorstore.migrate import (
 )
 from vectorstore.migrate.engine import target_exists
 from vectorstore.store import open_store
-from vectorstore_postgres.testing import ENV_URL, embedded_server_url, isolated_url
+from vectorstore_postgres.testing import isolated_url
 
 pytestmark = pytest.mark.postgres
 
@@ -48,16 +48,6 @@ T = TypeVar("T")
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
-
-
-@pytest.fixture(scope="session")
-def server_url() -> str:
-    return os.environ.get(ENV_URL) or embedded_server_url()
-
-
-@pytest.fixture
-def url(server_url: str) -> str:
-    return isolated_url(server_url)
 
 
 def snapshot(directory: Path) -> dict[str, str]:

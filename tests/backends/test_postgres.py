@@ -24,7 +24,7 @@ from vectorstore.store import AsyncStore
 from vectorstore_postgres import migrations
 from vectorstore_postgres.backend import PostgresBackend
 from vectorstore_postgres.dialect import PgVector
-from vectorstore_postgres.testing import ENV_URL, embedded_server_url, isolated_url, with_query
+from vectorstore_postgres.testing import with_query
 
 pytestmark = pytest.mark.postgres
 
@@ -33,16 +33,6 @@ T = TypeVar("T")
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
-
-
-@pytest.fixture(scope="session")
-def server_url() -> str:
-    return os.environ.get(ENV_URL) or embedded_server_url()
-
-
-@pytest.fixture
-def url(server_url: str) -> str:
-    return isolated_url(server_url)
 
 
 def superuser(server_url: str) -> psycopg.Connection[Any]:

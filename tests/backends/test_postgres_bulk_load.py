@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,6 @@ import vectorstore
 from vectorstore import hookimpl, registry
 from vectorstore.store import AsyncCollection, AsyncStore
 from vectorstore_postgres.backend import PostgresBackend
-from vectorstore_postgres.testing import ENV_URL, embedded_server_url, isolated_url
 
 pytestmark = pytest.mark.postgres
 
@@ -31,16 +29,6 @@ T = TypeVar("T")
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
-
-
-@pytest.fixture(scope="session")
-def server_url() -> str:
-    return os.environ.get(ENV_URL) or embedded_server_url()
-
-
-@pytest.fixture
-def url(server_url: str) -> str:
-    return isolated_url(server_url)
 
 
 class Tracer:
