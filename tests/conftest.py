@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
+import uuid
+from collections.abc import Iterator
 
 import pytest
+
+from fixtures.pgtrace import Tracer
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +26,17 @@ def url(server_url: str) -> str:
     from vectorstore_postgres.testing import isolated_url
 
     return isolated_url(server_url)
+
+
+@pytest.fixture
+def tracer() -> Iterator[Tracer]:
+    """The libpq trace of every PostgreSQL connection opened while the test runs."""
+    from vectorstore import registry
+
+    with tempfile.TemporaryFile("w+b") as file:
+        plugin = Tracer(file)
+        registry.register(plugin, name=f"tracer-{uuid.uuid4().hex}")
+        try:
+            yield plugin
+        finally:
+            registry.unregister(plugin)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -14,10 +13,10 @@ from typing import Any, TypeVar
 import numpy as np
 import psycopg
 import pytest
-from psycopg import pq, sql
+from psycopg import sql
 
 import vectorstore
-from vectorstore import hookimpl, registry
+from fixtures.pgtrace import Tracer
 from vectorstore.errors import BackendUnavailable, DuplicateId, ExtensionMissing
 from vectorstore.filters import parse_filter
 from vectorstore.store import AsyncStore
@@ -53,43 +52,6 @@ async def open_pg(url: str, **options: Any) -> tuple[AsyncStore, PostgresBackend
 
 def schema_of(url: str) -> str:
     return url.rsplit("schema=", 1)[1]
-
-
-class Tracer:
-    """Records the libpq protocol trace of every connection the backend opens, through
-    the public ``vectorstore_prepare_connection`` hook."""
-
-    def __init__(self, file: Any) -> None:
-        self.file = file
-
-    @hookimpl
-    def vectorstore_prepare_connection(self, conn: Any, backend: str) -> None:
-        if backend == "postgres":
-            conn.pgconn.trace(self.file.fileno())
-            conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
-
-        self.start = 0
-
-    def text(self) -> str:
-        """What was traced since the last :meth:`clear`."""
-        self.file.seek(self.start)
-        data: bytes = self.file.read()
-        return data.decode("utf-8", "replace")
-
-    def clear(self) -> None:
-        # libpq appends through its own file handle: move our start mark, never truncate.
-        self.start = os.fstat(self.file.fileno()).st_size
-
-
-@pytest.fixture
-def tracer() -> Iterator[Tracer]:
-    with tempfile.TemporaryFile("w+b") as file:
-        plugin = Tracer(file)
-        registry.register(plugin, name=f"tracer-{uuid.uuid4().hex}")
-        try:
-            yield plugin
-        finally:
-            registry.unregister(plugin)
 
 
 # -- extension detection --------------------------------------------------------------

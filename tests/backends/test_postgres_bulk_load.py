@@ -8,17 +8,15 @@ import asyncio
 import logging
 import subprocess
 import sys
-import tempfile
 import textwrap
-import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import numpy as np
 import pytest
 
 import vectorstore
-from vectorstore import hookimpl, registry
+from fixtures.pgtrace import Tracer
 from vectorstore.store import AsyncCollection, AsyncStore
 from vectorstore_postgres.backend import PostgresBackend
 
@@ -29,37 +27,6 @@ T = TypeVar("T")
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
-
-
-class Tracer:
-    """The libpq trace of every connection the backend opens (the bulk load's own one included)."""
-
-    def __init__(self, file: Any) -> None:
-        self.file = file
-
-    @hookimpl
-    def vectorstore_prepare_connection(self, conn: Any, backend: str) -> None:
-        if backend == "postgres":
-            from psycopg import pq
-
-            conn.pgconn.trace(self.file.fileno())
-            conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
-
-    def text(self) -> str:
-        self.file.flush()
-        self.file.seek(0)
-        return str(self.file.read().decode("utf-8", "replace"))
-
-
-@pytest.fixture
-def tracer() -> Iterator[Tracer]:
-    with tempfile.TemporaryFile("w+b") as file:
-        plugin = Tracer(file)
-        registry.register(plugin, name=f"tracer-{uuid.uuid4().hex}")
-        try:
-            yield plugin
-        finally:
-            registry.unregister(plugin)
 
 
 async def open_pg(url: str, **options: Any) -> tuple[AsyncStore, PostgresBackend]:
