@@ -321,7 +321,15 @@ def test_ef_search_is_transaction_local(filtered_store: Any, tracer: Tracer) -> 
                                          "current_setting('hnsw.iterative_scan')")
                 after = await cur.fetchone()
             assert inside == ("123", "strict_order", False)  # inside a transaction (now() is its start)
-            assert after == ("40", "off")
+            assert after == ("40", "strict_order")  # back to the session defaults every connection starts with
+
+            # A search with the default settings sends its statement alone: no BEGIN, SET or COMMIT.
+            await col.search(records_query, k=5)  # (the first one also reads the row estimate)
+            tracer.clear()
+            await col.search(records_query, k=5)
+            trace = tracer.text()
+            assert trace.count("\tSync") == 1 and trace.count("\tExecute") == 1, trace
+            assert "BEGIN" not in trace and "set_config" not in trace and "pg_class" not in trace, trace
 
             tracer.clear()
             await col.search(records_query, k=5, ef_search=77)

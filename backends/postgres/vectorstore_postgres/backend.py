@@ -79,6 +79,12 @@ CAPABILITIES = Capabilities(persistent=True, transactions=True, exact_search=Fal
 #: Extra rows fetched beyond k and re-ranked in float64: the server ranks with float32
 #: arithmetic, so near-ties around the k-th place can come back in the wrong order.
 RERANK_MARGIN = 8
+#: The search settings every pooled connection starts with: (ef_search, max_scan_tuples).
+SEARCH_DEFAULTS = (40, 20_000)
+#: Seconds a collection's row estimate is trusted before a search reads it again. A collection
+#: known to hold at least twice ``exact_search_below`` rows is searched through its index without
+#: the per-statement size gate (a catalog lookup on every query).
+ESTIMATE_TTL = 30.0
 
 AConn = psycopg.AsyncConnection[Any]
 
@@ -184,6 +190,11 @@ class PostgresBackend:
         self._held: contextvars.ContextVar[_Held | None] = contextvars.ContextVar(
             f"vectorstore_postgres_txn_{id(self)}", default=None)
         self._sql: dict[str, CollectionSQL] = {}
+        # The last spec object seen and its SQL: collections pass the same spec on every call.
+        self._last_sql: tuple[CollectionSpec, CollectionSQL] | None = None
+        self._default_settings = self.dialect.search_settings(*SEARCH_DEFAULTS)
+        #: Row estimates by collection name: (rows, time.monotonic() when read).
+        self._estimates: dict[str, tuple[float, float]] = {}
         self._stage_ids = itertools.count()
         self._pool: AsyncConnectionPool[AConn] = AsyncConnectionPool(
             settings.conninfo, min_size=settings.pool_min, max_size=settings.pool_max,
@@ -202,10 +213,21 @@ class PostgresBackend:
         for result in registry.prepare_connection(conn, "postgres"):
             if inspect.isawaitable(result):
                 await result
+        # Session defaults for searches (see _search_scope): most searches then need no SET.
+        calls = ", ".join("set_config(%s, %s, false)" for _ in self._default_settings)
+        await conn.execute(f"SELECT {calls}", [v for pair in self._default_settings for v in pair])
 
     # -- connections -------------------------------------------------------------
 
     def _q(self, spec: CollectionSpec) -> CollectionSQL:
+        last = self._last_sql
+        if last is not None and last[0] is spec:
+            return last[1]
+        found = self._q_lookup(spec)
+        self._last_sql = (spec, found)
+        return found
+
+    def _q_lookup(self, spec: CollectionSpec) -> CollectionSQL:
         # CollectionSpec holds a dict (unhashable): key the cache by its canonical JSON.
         key = dump_json(spec.to_dict())
         found = self._sql.get(key)
@@ -307,6 +329,8 @@ class PostgresBackend:
         # Forget cached SQL of any spec with this name (a re-created one may differ).
         for key in [key for key, q in self._sql.items() if q.spec.name == name]:
             del self._sql[key]
+        self._last_sql = None
+        self._estimates.pop(name, None)
         return True
 
     async def allocate_ids(self, spec: CollectionSpec, n: int, after: int) -> list[int]:
@@ -656,16 +680,21 @@ class PostgresBackend:
 
     @contextlib.asynccontextmanager
     async def _search_scope(self, conn: AConn, ef_search: int | None, fetch: int) -> AsyncIterator[None]:
-        """One pipelined transaction with the search settings applied.
+        """The search settings for one batch of statements, sent in one pipeline.
 
-        ``set_config(..., true)`` is ``SET LOCAL``: the settings end with this transaction,
-        so they never leak into the session. BEGIN, the settings, the statements run
-        inside and COMMIT leave in one flush: one round trip per search batch.
-        (COMMIT, not ROLLBACK: psycopg drops every prepared statement on ROLLBACK.)
+        Every connection starts with :data:`SEARCH_DEFAULTS` as session settings (see
+        :meth:`_configure`), so a search that needs nothing else sends its statements alone:
+        no BEGIN, no SET, no COMMIT. Otherwise the batch runs in one pipelined transaction
+        whose ``set_config(..., true)`` (= ``SET LOCAL``) ends with it, so the session never
+        keeps another value: BEGIN, the settings, the statements and COMMIT leave in one
+        flush (COMMIT, not ROLLBACK: psycopg drops every prepared statement on ROLLBACK).
         Inside a caller's transaction a rolled-back savepoint ends the settings instead.
         """
-        ef = max(ef_search or 40, fetch)
-        settings = self.dialect.search_settings(ef, scan_tuples=max(20_000, 50 * fetch))
+        settings = self._search_settings(ef_search, fetch)
+        if settings == self._default_settings:
+            async with conn.pipeline():
+                yield
+            return
         calls = ", ".join("set_config(%s, %s, true)" for _ in settings)
         statement = f"SELECT {calls}"
         values = [v for pair in settings for v in pair]
@@ -685,21 +714,48 @@ class PostgresBackend:
                 await conn.execute("ROLLBACK")
             raise
 
+    def _search_settings(self, ef_search: int | None, fetch: int) -> list[tuple[str, str]]:
+        ef = max(ef_search or SEARCH_DEFAULTS[0], fetch)
+        return self.dialect.search_settings(ef, scan_tuples=max(SEARCH_DEFAULTS[1], 50 * fetch))
+
+    def _params(self, q: CollectionSQL, query: Vector, fparams: list[Any], gated: bool, fetch: int) -> list[Any]:
+        vec = self.dialect.encode(query, q.spec.dim)
+        if gated:
+            gate = self.settings.exact_search_below
+            return [gate, *fparams, vec, fetch, gate, *fparams, vec, fetch]
+        return [*fparams, vec, fetch]
+
+    async def _gated(self, conn: AConn, q: CollectionSQL) -> bool:
+        """Whether the index statement must carry the size gate (the table may be small)."""
+        gate = self.settings.exact_search_below
+        if gate == 0 or not q.has_index:
+            return False
+        now = time.monotonic()
+        found = self._estimates.get(q.spec.name)
+        if found is None or now - found[1] > ESTIMATE_TTL:
+            cur = await conn.execute(q.estimate_rows(), prepare=True)
+            row = await cur.fetchone()
+            found = self._estimates[q.spec.name] = (float(row[0]) if row and row[0] is not None else 0.0, now)
+        return found[0] < 2 * gate
+
     async def _run_search(self, q: CollectionSQL, queries: Vector, plans: list[bool], fetch: int, where: Filter,
                           ef_search: int | None) -> list[list[Any]]:
-        cursors: list[psycopg.AsyncCursor[Any]] = []
         async with self._connection(q.spec.name) as conn:
+            gated = await self._gated(conn, q) if any(plans) else False
+            if len(queries) == 1 and self._search_settings(ef_search, fetch) == self._default_settings:
+                # The common case: one prepared statement, one round trip, nothing else.
+                statement, fparams, uses_index = q.search(where, indexed=plans[0], gated=gated)
+                cur = conn.cursor(binary=True)
+                await cur.execute(statement, self._params(q, queries[0], fparams, uses_index and gated, fetch),
+                                  prepare=True)
+                return [await cur.fetchall()]
+            cursors: list[psycopg.AsyncCursor[Any]] = []
             async with self._search_scope(conn, ef_search, fetch):
                 for query, indexed in zip(queries, plans, strict=True):
-                    statement, fparams, uses_index = q.search(where, indexed=indexed)
-                    vec = self.dialect.encode(query, q.spec.dim)
-                    if uses_index:
-                        gate = self.settings.exact_search_below
-                        params = [gate, *fparams, vec, fetch, gate, *fparams, vec, fetch]
-                    else:
-                        params = [*fparams, vec, fetch]
+                    statement, fparams, uses_index = q.search(where, indexed=indexed, gated=gated)
                     cur = conn.cursor(binary=True)
-                    await cur.execute(statement, params, prepare=True)
+                    await cur.execute(statement, self._params(q, query, fparams, uses_index and gated, fetch),
+                                      prepare=True)
                     cursors.append(cur)
             # The pipeline has synced: every result is already here.
             return [await cur.fetchall() for cur in cursors]

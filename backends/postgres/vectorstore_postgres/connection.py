@@ -178,15 +178,20 @@ def remember(conn: psycopg.AsyncConnection[Any], setup: Setup) -> None:
     _SETUPS[conn] = setup
 
 
-def _json_loads(data: str | bytes) -> Any:
+def _parse_int(text: str) -> int | float:
     # jsonb keeps numbers as numeric and prints 1e300 as 1 followed by 300 zeros;
     # integers outside int64 cannot have been stored as ints (the core refuses them),
     # so they were floats: read them back as floats, as the reference does.
-    def parse_int_(text: str) -> int | float:
-        value = int(text)
-        return value if INT64_MIN <= value <= INT64_MAX else float(text)
+    value = int(text)
+    return value if INT64_MIN <= value <= INT64_MAX else float(text)
 
-    return json.loads(data, parse_int=parse_int_)
+
+#: One decoder for every value (json.loads with options builds a new one per call).
+_DECODER = json.JSONDecoder(parse_int=_parse_int)
+
+
+def _json_loads(data: str | bytes) -> Any:
+    return _DECODER.decode(data if isinstance(data, str) else bytes(data).decode("utf-8"))
 
 
 async def prepare(conn: psycopg.AsyncConnection[Any]) -> None:

@@ -123,6 +123,9 @@ class CollectionSQL:
     schema: str
     spec: CollectionSpec
     dialect: Dialect
+    #: Search statements by (compiled filter condition, indexed): composing SQL costs more than the query.
+    _search_cache: dict[tuple[str, bool, bool], tuple[str, bool]] = attrs.field(factory=dict, init=False, eq=False,
+                                                                          repr=False)
 
     # -- names -----------------------------------------------------------------
 
@@ -315,24 +318,37 @@ class CollectionSQL:
                                 self.dialect.distance(self.spec.metric, sql.Identifier(VECTOR_COLUMN)),
                                 sql.Identifier(ID_COLUMN))
 
-    def search(self, where: Filter, *, indexed: bool) -> tuple[str, list[Any], bool]:
+    def search(self, where: Filter, *, indexed: bool, gated: bool = True) -> tuple[str, list[Any], bool]:
         """The search statement and its filter params.
 
         Returns ``(sql, filter_params, uses_index)``. With ``uses_index`` the statement
         is a UNION ALL of an exact branch (run when the table is small) and an index
         branch ordered by the operator alone (the only ORDER BY an HNSW index serves);
         its parameters are ``[gate, *filter, vector, limit, gate, *filter, vector, limit]``.
-        Otherwise it is the exact branch alone: ``[*filter, vector, limit]``. The first
-        column, ``vs_path``, says which branch produced a row (0 exact, 1 index). Rows
-        without a vector are never candidates.
+        With ``gated=False`` (the caller knows the table is large) it is the index branch
+        alone, without the size gate: ``[*filter, vector, limit]``, as is the exact branch
+        alone (``uses_index`` False). The first column, ``vs_path``, says which branch
+        produced a row (0 exact, 1 index). Rows without a vector are never candidates.
         """
         cond, params = compile_filter(where, self.spec, FILTER_DIALECT)
+        key = (cond, indexed, gated)
+        found = self._search_cache.get(key)
+        if found is None:
+            if len(self._search_cache) >= 512:  # many distinct filter shapes: start over
+                self._search_cache.clear()
+            found = self._search_cache[key] = self._search_statement(cond, indexed, gated)
+        return found[0], params, found[1]
+
+    def _search_statement(self, cond: str, indexed: bool, gated: bool) -> tuple[str, bool]:
         order = self.dialect.index_order(self.spec.metric, sql.Identifier(VECTOR_COLUMN))
         if not indexed or order is None or not self.has_index:
-            return self._render(self._exact_branch(cond, gated=False)), params, False
+            return self._render(self._exact_branch(cond, gated=False)), False
+        gate = sql.SQL("{} >= %s AND ").format(self._size_gate()) if gated else sql.SQL("")
         # The index holds no NULL vectors, but the planner may still choose a plain scan here.
         index_branch = sql.SQL(
-            "SELECT 1 AS vs_path, {} FROM {} WHERE {} >= %s AND {} IS NOT NULL AND {} ORDER BY {} LIMIT %s").format(
-            self._select_list(), self.table, self._size_gate(), sql.Identifier(VECTOR_COLUMN), sql.SQL(cond), order)
+            "SELECT 1 AS vs_path, {} FROM {} WHERE {}{} IS NOT NULL AND {} ORDER BY {} LIMIT %s").format(
+            self._select_list(), self.table, gate, sql.Identifier(VECTOR_COLUMN), sql.SQL(cond), order)
+        if not gated:
+            return self._render(index_branch), True
         statement = sql.SQL("({}) UNION ALL ({})").format(self._exact_branch(cond, gated=True), index_branch)
-        return self._render(statement), params, True
+        return self._render(statement), True
