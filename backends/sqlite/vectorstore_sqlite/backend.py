@@ -56,12 +56,14 @@ from vectorstore.records import Hit, Record, RecordBatch, RecordId, Vector, dump
 from vectorstore.schema import CollectionSpec
 from vectorstore.spi import Check, Health
 from vectorstore.sqlfilter import compile_filter
+from vectorstore_sqlite import quantized
 from vectorstore_sqlite.driver import Driver, driver, load_sqlite_vec, sqlite_vec_package_version
 from vectorstore_sqlite.plugin import CAPABILITIES
 from vectorstore_sqlite.search import ExactSearch
 from vectorstore_sqlite.sql import (
     CATALOG,
     DIALECT,
+    GENERATIONS,
     MIGRATIONS,
     SCHEMA_VERSION,
     SEQUENCES,
@@ -76,8 +78,13 @@ from vectorstore_sqlite.sql import (
 DEFAULT_OPTIONS: dict[str, Any] = {
     "timeout": 5.0,  # busy timeout: how long to wait for another process's lock
     "readers": 2,  # read connections (reads run in parallel with each other and the writer)
+    # Collections with fewer vectors are searched exactly; larger ones through quantized codes
+    # re-ranked exactly (see quantized.py). 0: always the codes (where the metric has them).
+    "exact_search_below": 10_000,
 }
-MIN_SQLITE = (3, 38, 0)  # built-in JSON functions and MATERIALIZED CTEs
+MIN_SQLITE = (3, 38, 0)
+#: Quantized searches of collections with at least this many codes run their NumPy stages in a thread.
+OFFLOAD_ABOVE = 20_000  # built-in JSON functions and MATERIALIZED CTEs
 
 
 @attrs.frozen(slots=True)
@@ -87,6 +94,7 @@ class Settings:
     path: Path
     timeout: float
     readers: int
+    exact_search_below: int = 10_000
 
 
 def _has_catalog(uri: str) -> bool:
@@ -144,7 +152,8 @@ def parse_settings(config: StoreConfig) -> Settings:
     if not path.is_absolute():
         path = Path.cwd() / path
     return Settings(path=path, timeout=parse_duration(opts["timeout"], "s", "timeout"),
-                    readers=parse_int(opts["readers"], "readers", 1, 64))
+                    readers=parse_int(opts["readers"], "readers", 1, 64),
+                    exact_search_below=parse_int(opts["exact_search_below"], "exact_search_below", 0, 2**62))
 
 
 async def open_backend(config: StoreConfig) -> SqliteBackend:
@@ -217,8 +226,11 @@ class SqliteBackend:
         self._codecs: dict[tuple[Any, ...], RowCodec] = {}
         self._closed = False
         self.journal_mode = "unknown"
-        #: Search passes run so far (see :class:`ExactSearch`); for tests and diagnostics.
-        self.search_passes: dict[str, int] = {"vec0": 0, "scan": 0, "second": 0, "exhaustive": 0}
+        #: Search passes run so far (see :class:`ExactSearch`, and "quantized" for
+        #: :mod:`quantized`); for tests and diagnostics.
+        self.search_passes: dict[str, int] = {"vec0": 0, "scan": 0, "second": 0, "exhaustive": 0, "quantized": 0}
+        #: Quantized codes of large collections, by name (see quantized.py).
+        self._codes: dict[str, quantized.Codes] = {}
 
     # -- connections -------------------------------------------------------
 
@@ -285,6 +297,7 @@ class SqliteBackend:
             # WAL lets readers run beside the writer; it is a property of the file, set once.
             self.journal_mode = str((await writer.fetchall("PRAGMA journal_mode=WAL"))[0][0]).lower()
             await self._migrate(writer)
+            await self._backfill_codes(writer)
         for _ in range(self.settings.readers):
             self._readers.put_nowait(await self._connect(reader=True))
 
@@ -329,6 +342,33 @@ class SqliteBackend:
                 f"{self.settings.path} was written by a newer vectorstore (schema version {current}, this one "
                 f"knows up to {latest}); upgrade vectorstore to open it"
             )
+
+    async def _backfill_codes(self, writer: _Conn) -> None:
+        """Write the quantized codes of collections that predate them (migration 4), once."""
+        pending = await writer.fetchall(f'SELECT name FROM "{GENERATIONS}" WHERE complete = 0')
+        for (name,) in pending:
+            await writer.execute("BEGIN IMMEDIATE")
+            try:
+                found = await writer.fetchall(f'SELECT spec FROM "{CATALOG}" WHERE name = ?', [name])
+                done = await writer.fetchall(f'SELECT complete FROM "{GENERATIONS}" WHERE name = ?', [name])
+                if found and done and not done[0][0]:  # (another process may have done it meanwhile)
+                    spec = CollectionSpec.from_dict(json.loads(found[0][0]))
+                    gen = await quantized.bump(writer, name)
+                    after = 0
+                    while rows := await writer.fetchall(
+                            f"SELECT _key, _vector FROM {q(name)} WHERE _vector IS NOT NULL AND _key > ? "
+                            "ORDER BY _key LIMIT 10000", [after]):
+                        keys = [row[0] for row in rows]
+                        matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32).reshape(
+                            len(rows), spec.dim)
+                        await writer.executemany(quantized.insert_codes_sql(name),
+                                                 quantized.code_rows(spec.metric, gen, keys, matrix))
+                        after = keys[-1]
+                    await writer.execute(f'UPDATE "{GENERATIONS}" SET complete = 1 WHERE name = ?', [name])
+            except BaseException:
+                await writer.execute("ROLLBACK")
+                raise
+            await writer.execute("COMMIT")
 
     async def aclose(self) -> None:
         if self._closed:
@@ -563,6 +603,7 @@ class SqliteBackend:
             for statement in drop_statements(name):
                 await w.execute(statement)
             await w.execute(f'DELETE FROM "{SEQUENCES}" WHERE name = ?', [name])
+            self._codes.pop(name, None)
             return True
 
     async def allocate_ids(self, spec: CollectionSpec, n: int, after: int) -> list[int]:
@@ -602,12 +643,30 @@ class SqliteBackend:
         table = q(spec.name)
         # Also the existence check: a dropped collection fails here with "no such table".
         before = (await w.fetchall(f"SELECT coalesce(max(_key), 0) FROM {table}"))[0][0]
+        # Taken first: the tombstone triggers of records losing their vector stamp it.
+        gen = await quantized.bump(w, spec.name) if has_vec_index(spec) else -1
         await w.executemany(sql, rows)
         if has_vec_index(spec):
             # New rows got keys above the previous maximum (SQLite's rowid rule); mirror those with
             # a vector in one statement. Replaced rows are mirrored by the update triggers.
             await w.execute(f"INSERT INTO {q(vec_table(spec.name))} (rowid, embedding) "
                             f"SELECT _key, _vector FROM {table} WHERE _key > ? AND _vector IS NOT NULL", [before])
+        if gen >= 0:
+            await self._write_codes(w, spec, batch, gen)
+
+    async def _write_codes(self, w: _Conn, spec: CollectionSpec, batch: RecordBatch, gen: int) -> None:
+        """The quantized codes of the batch's records with a vector (insert mode skipped none:
+        a duplicate aborts the whole batch)."""
+        present = np.ones(len(batch), dtype=bool) if batch.all_vectors else np.asarray(batch.present, dtype=bool)
+        if not present.any():
+            return
+        ids = [rid for rid, has in zip(batch.ids, present.tolist(), strict=True) if has]
+        found = await w.fetchall(f"SELECT id, _key FROM {q(spec.name)} WHERE id IN (SELECT value FROM json_each(?))",
+                                 [_json_ids(ids)])
+        key_of = dict(found)
+        keys = [key_of[rid] for rid in ids]
+        await w.executemany(quantized.insert_codes_sql(spec.name),
+                            quantized.code_rows(spec.metric, gen, keys, batch.vectors[present]))
 
     async def upsert(self, spec: CollectionSpec, batch: RecordBatch) -> None:
         async with self._write(spec.name) as w:
@@ -650,6 +709,8 @@ class SqliteBackend:
     async def delete(self, spec: CollectionSpec, ids: Sequence[RecordId] | None, where: Filter | None) -> int:
         table = q(spec.name)
         async with self._write(spec.name) as w:
+            if has_vec_index(spec):
+                await quantized.bump(w, spec.name)  # stamps the tombstones the delete trigger leaves
             if ids is not None:
                 return await w.execute(f"DELETE FROM {table} WHERE id IN (SELECT value FROM json_each(?))",
                                        [_json_ids(ids)])
@@ -664,16 +725,39 @@ class SqliteBackend:
 
     async def search(self, spec: CollectionSpec, queries: Vector, k: int, where: Filter,
                      max_distance: float | None, ef_search: int | None, include_vector: bool) -> list[list[Hit]]:
-        # ef_search tunes HNSW; this search is exact, so it has nothing to tune.
         sql, params = compile_filter(where, spec, DIALECT)
+        filtered = not isinstance(where, MatchAll)
         async with self._read(spec.name, snapshot=True) as r:
-            searcher = ExactSearch(r, spec, self._codec(spec), sql, params,
-                                   filtered=not isinstance(where, MatchAll))
+            if not filtered and has_vec_index(spec) and self._txn.get() is None:
+                # (Inside a transaction the writer sees uncommitted codes: never cache those.)
+                codes = await quantized.refresh(r, spec, self._codes.get(spec.name))
+                if codes is not None:
+                    self._codes[spec.name] = codes
+                    if codes.complete and codes.live >= max(1, self.settings.exact_search_below):
+                        return await self._search_codes(r, spec, codes, queries, k, max_distance, ef_search,
+                                                        include_vector)
+            searcher = ExactSearch(r, spec, self._codec(spec), sql, params, filtered=filtered)
             try:
                 return await searcher.run(queries, k, max_distance, include_vector)
             finally:
                 for key, n in searcher.passes.items():
                     self.search_passes[key] += n
+
+    async def _search_codes(self, r: _Conn, spec: CollectionSpec, codes: quantized.Codes, queries: Vector, k: int,
+                            max_distance: float | None, ef_search: int | None,
+                            include_vector: bool) -> list[list[Hit]]:
+        ef = ef_search or quantized.DEFAULT_EF
+        out: list[list[Hit]] = []
+        for query in queries:
+            self.search_passes["quantized"] += 1
+            if codes.size >= OFFLOAD_ABOVE:
+                # Milliseconds of NumPy: off the event loop (it releases the GIL), so other tasks run.
+                keys = await asyncio.to_thread(quantized.shortlist, codes, spec.metric, query, k + ef, ef)
+            else:
+                keys = quantized.shortlist(codes, spec.metric, query, k + ef, ef)
+            out.append(await quantized.rerank(r, spec, self._codec(spec), keys, query, k, max_distance,
+                                              include_vector))
+        return out
 
     async def page(self, spec: CollectionSpec, after: RecordId | None, limit: int, where: Filter) -> list[Record]:
         codec = self._codec(spec)

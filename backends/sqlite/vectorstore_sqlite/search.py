@@ -217,8 +217,9 @@ class ExactSearch:
         self.passes["vec0"] += 1
         vec = q(vec_table(self.spec.name))
         return await self.conn.fetchall(
-            f"WITH c AS (SELECT rowid AS k, distance AS d FROM {vec} WHERE embedding MATCH ? AND k = ?) "
-            f"SELECT t._key, t.id, t._vector, c.d FROM c JOIN {self.table} AS t ON t._key = c.k",
+            # (vs_ names are vectorstore's: a collection can be named "c", never "vs_knn".)
+            f"WITH vs_knn AS (SELECT rowid AS k, distance AS d FROM {vec} WHERE embedding MATCH ? AND k = ?) "
+            f"SELECT t._key, t.id, t._vector, vs_knn.d FROM vs_knn JOIN {self.table} AS t ON t._key = vs_knn.k",
             [blob, limit])
 
     async def _scan(self, blob: bytes, query_norm: float, *, limit: int | None = None,
@@ -232,11 +233,11 @@ class ExactSearch:
         # Materialise (key, distance) so the distance is computed once per row, then read the
         # vectors of the few rows within the bound.
         return await self.conn.fetchall(
-            f"WITH c AS MATERIALIZED (SELECT _key AS k, {self.approx_sql} AS d FROM {self.table} "
+            f"WITH vs_cand AS MATERIALIZED (SELECT _key AS k, {self.approx_sql} AS d FROM {self.table} "
             f"WHERE {self.where_sql}) "
-            f"SELECT t._key, t.id, t._vector, c.d FROM c JOIN {self.table} AS t ON t._key = c.k "
+            f"SELECT t._key, t.id, t._vector, vs_cand.d FROM vs_cand JOIN {self.table} AS t ON t._key = vs_cand.k "
             # NULL (NaN) distances are kept so the caller notices them and falls back.
-            "WHERE c.d <= ? OR c.d IS NULL",
+            "WHERE vs_cand.d <= ? OR vs_cand.d IS NULL",
             [*qparams, *self.where_params, at_most])
 
     async def _exhaustive(self) -> _Candidates:

@@ -31,6 +31,8 @@ ONE_MICROSECOND = dt.timedelta(microseconds=1)
 CATALOG = "vs_collections"
 SCHEMA_VERSION = "vs_schema_version"
 SEQUENCES = "vs_sequences"
+#: Per collection with quantized codes: the generation of its last write (see quantized.py).
+GENERATIONS = "vs_generations"
 
 #: One migration: a statement, or a function of the collections in the catalog that returns
 #: the statements to run (for changes to every collection's tables).
@@ -40,7 +42,14 @@ MigrationStep = str | Callable[[Sequence[CollectionSpec]], list[str]]
 def _nullable_vectors(specs: Sequence[CollectionSpec]) -> list[str]:
     """Migration 3: records may have no vector. Collection tables created before it declare
     ``_vector`` and ``_norm`` NOT NULL, and their vec0 update trigger cannot handle NULL."""
-    return [statement for spec in specs for statement in rebuild_statements(spec)]
+    # (Migration 4 adds the code tables and their triggers.)
+    return [statement for spec in specs for statement in rebuild_statements(spec, codes=False)]
+
+
+def _quantized_codes(specs: Sequence[CollectionSpec]) -> list[str]:
+    """Migration 4: the generations table, and a code table for each collection with a vec0 mirror."""
+    return [GENERATIONS_DDL, *(s for spec in specs if has_vec_index(spec)
+                               for s in [*code_statements(spec, complete=False), *code_triggers(spec)])]
 
 
 #: Numbered migrations of vectorstore's own tables; each applied once, in order, in
@@ -58,6 +67,9 @@ MIGRATIONS: tuple[tuple[int, MigrationStep], ...] = (
         )"""),
     # Rebuilds every collection's row table once (see rebuild_statements); vec0 tables are kept.
     (3, _nullable_vectors),
+    # Quantized codes for approximate search of large collections; the backend fills them in
+    # after the migration (complete = 0 until then, and searches stay exact).
+    (4, _quantized_codes),
 )
 
 _COLUMN_TYPES = {
@@ -111,7 +123,7 @@ def _table_statement(table: str, spec: CollectionSpec) -> str:
     return f"CREATE TABLE {q(table)} ({', '.join(cols)})"
 
 
-def _table_companions(spec: CollectionSpec) -> list[str]:
+def _table_companions(spec: CollectionSpec, codes: bool = True) -> list[str]:
     """The row table's index and, with a vec0 mirror, the triggers that keep the mirror in step."""
     t = q(spec.name)
     # min/max norm in O(log n): the search's error bounds and range checks need them.
@@ -131,6 +143,7 @@ def _table_companions(spec: CollectionSpec) -> list[str]:
             f"BEGIN DELETE FROM {v} WHERE rowid = OLD._key; END",
             f"CREATE TRIGGER {q(spec.name + '__ad')} AFTER DELETE ON {t} WHEN OLD._vector IS NOT NULL "
             f"BEGIN DELETE FROM {v} WHERE rowid = OLD._key; END",
+            *(code_triggers(spec) if codes else []),
         ]
     return out
 
@@ -143,10 +156,11 @@ def create_statements(spec: CollectionSpec) -> list[str]:
         metric = "cosine" if spec.metric is Metric.COSINE else "l2"
         out.append(f"CREATE VIRTUAL TABLE {q(vec_table(spec.name))} USING "
                    f"vec0(embedding float[{spec.dim}] distance_metric={metric})")
+        out += code_statements(spec)
     return out + _table_companions(spec)
 
 
-def rebuild_statements(spec: CollectionSpec) -> list[str]:
+def rebuild_statements(spec: CollectionSpec, *, codes: bool = True) -> list[str]:
     """Rebuild an existing collection's row table with the current DDL, keeping every row and
     its ``_key`` (so the vec0 mirror, whose rowids are the keys, stays valid and is not touched).
 
@@ -163,14 +177,62 @@ def rebuild_statements(spec: CollectionSpec) -> list[str]:
         f"INSERT INTO {q(staging)} ({cols}) SELECT {cols} FROM {q(spec.name)} ORDER BY _key",
         f"DROP TABLE {q(spec.name)}",
         f"ALTER TABLE {q(staging)} RENAME TO {q(spec.name)}",
-        *_table_companions(spec),
+        *_table_companions(spec, codes),
     ]
+
+
+def codes_table(spec_name: str) -> str:
+    return f"{spec_name}__codes"
+
+
+GENERATIONS_DDL = f"""CREATE TABLE IF NOT EXISTS "{GENERATIONS}" (
+    name TEXT PRIMARY KEY NOT NULL,
+    gen INTEGER NOT NULL,
+    epoch TEXT NOT NULL,
+    complete INTEGER NOT NULL
+)"""
+
+
+def code_statements(spec: CollectionSpec, *, complete: bool = True) -> list[str]:
+    """DDL for a collection's code table and its generation row (the tombstone triggers are
+    table companions). ``complete=False`` (an existing collection gaining codes) leaves the codes
+    to the backend's backfill; until then its searches stay exact. ``epoch`` tells a re-created
+    collection from the one before it."""
+    c = q(codes_table(spec.name))
+    return [
+        f"CREATE TABLE {c} (_key INTEGER PRIMARY KEY, _gen INTEGER NOT NULL, bits BLOB, i8 BLOB, scale REAL)",
+        f"CREATE INDEX {q(spec.name + '__codes_gen')} ON {c} (_gen)",
+        f'INSERT OR REPLACE INTO "{GENERATIONS}" (name, gen, epoch, complete) '
+        f"VALUES ({_literal(spec.name)}, 0, lower(hex(randomblob(8))), {int(complete)})",
+    ]
+
+
+def code_triggers(spec: CollectionSpec) -> list[str]:
+    """A record that loses its vector (deleted, or set to None) leaves a tombstone code row
+    stamped with the current write's generation, which the writer has already taken."""
+    t, c = q(spec.name), q(codes_table(spec.name))
+    gen = f'(SELECT gen FROM "{GENERATIONS}" WHERE name = {_literal(spec.name)})'
+    # An upsert, not INSERT OR REPLACE: the outer statement's conflict policy would override that.
+    tombstone = (f"INSERT INTO {c} (_key, _gen, bits, i8, scale) VALUES (OLD._key, {gen}, NULL, NULL, NULL) "
+                 "ON CONFLICT (_key) DO UPDATE SET _gen = excluded._gen, bits = NULL, i8 = NULL, scale = NULL")
+    return [
+        f"CREATE TRIGGER IF NOT EXISTS {q(spec.name + '__cd')} AFTER DELETE ON {t} WHEN OLD._vector IS NOT NULL "
+        f"BEGIN {tombstone}; END",
+        f"CREATE TRIGGER IF NOT EXISTS {q(spec.name + '__cn')} AFTER UPDATE OF _vector ON {t} "
+        f"WHEN OLD._vector IS NOT NULL AND NEW._vector IS NULL BEGIN {tombstone}; END",
+    ]
+
+
+def _literal(name: str) -> str:
+    # Collection names are validated identifiers (letters, digits, underscores).
+    return "'" + name.replace("'", "''") + "'"
 
 
 def drop_statements(name: str) -> list[str]:
     check_name(name)
     # Dropping the row table drops its triggers and index too.
-    return [f"DROP TABLE IF EXISTS {q(vec_table(name))}", f"DROP TABLE IF EXISTS {q(name)}"]
+    return [f"DROP TABLE IF EXISTS {q(vec_table(name))}", f"DROP TABLE IF EXISTS {q(codes_table(name))}",
+            f"DROP TABLE IF EXISTS {q(name)}", f'DELETE FROM "{GENERATIONS}" WHERE name = {_literal(name)}']
 
 
 # -- values --------------------------------------------------------------------

@@ -43,6 +43,17 @@ class SearchConformance:
             assert_score(metric, hits[rid].similarity, want["similarity"], case["query"], vector,
                          f"{rid} similarity")
 
+    @pytest.mark.parametrize("name", ["c", "t", "k", "d", "distance", "select"])
+    def test_collection_names_that_are_sql_words_or_aliases(self, store: vs.Store, name: str) -> None:
+        """Search works in collections named like the aliases and keywords a backend's SQL may use.
+
+        Troubleshooting: quote identifiers, and name your own CTEs and aliases so they cannot
+        collide with a collection's table (a reserved prefix such as ``vs_``)."""
+        col = store.create_collection(name, dim=3, metric="l2", fields={"n": "int"})
+        col.upsert([{"id": f"r{i}", "vector": [1.0, i, 0.5], "fields": {"n": i}} for i in range(20)])
+        assert ids_of(col.search([1.0, 3.0, 0.5], k=2)) == ["r3", "r2"]
+        assert ids_of(col.search([1.0, 3.0, 0.5], k=2, where={"n": {"$gte": 4}})) == ["r4", "r5"]
+
     @pytest.mark.parametrize("metric", METRICS)
     def test_scores_match_numpy_reference(self, store: vs.Store, metric: str) -> None:
         """On 300 clustered 24-d vectors, every hit's distance equals the float64 NumPy reference

@@ -1,0 +1,243 @@
+"""Approximate k-NN for large SQLite collections: quantized codes in memory, exact re-rank.
+
+sqlite-vec's ``vec0`` KNN is a brute-force float32 scan: at 100,000 x 768 it reads
+300 MB per query. Above ``exact_search_below`` vectors, an unfiltered cosine or l2
+search instead runs three stages:
+
+1. **bits** -- every vector's sign bits (``dim / 8`` bytes), compared with the query's
+   by Hamming distance in NumPy: the ``candidates`` nearest survive (50 x ``ef_search``);
+2. **int8** -- those candidates' int8 codes (``dim`` bytes, one scale per vector) give
+   a close estimate of the true distance: the ``k + ef_search`` best survive;
+3. **exact** -- their stored float32 vectors are read from the row table and re-scored
+   in float64, exactly as every other search: distances are exact, only *which*
+   records reach stage 3 is approximate (recall, measured by ``vectorstore bench``).
+
+The codes persist in ``"<name>__codes"`` (one row per record with a vector), written
+by the backend in the same transaction as the records, so they survive restarts and
+never disagree with committed data. Each process keeps them in NumPy arrays and
+catches up incrementally: every write transaction takes the collection's next
+generation number (``vs_generations``) and stamps the code rows it writes with it;
+removals (a deleted record, a vector set to None) leave a tombstone row (NULL codes)
+stamped the same way. A search reads the generation and loads only rows stamped
+after the one it has.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from vectorstore.records import Hit, Vector
+from vectorstore.schema import CollectionSpec, Metric
+from vectorstore.scoring import exact_distances
+from vectorstore_sqlite.sql import GENERATIONS, RowCodec, codes_table, q
+
+#: Stage 1 keeps this many candidates per unit of ef_search.
+CANDIDATES_PER_EF = 50
+DEFAULT_EF = 40
+
+
+# -- codes -----------------------------------------------------------------------
+
+
+def encode(metric: Metric, vectors: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int8],
+                                                                        npt.NDArray[np.float32]]:
+    """(sign bits, int8 codes, scales) of a batch. Cosine quantizes the unit vector; l2 the vector
+    itself. ``code * scale`` approximates it to within ``scale / 2`` per component."""
+    x = np.asarray(vectors, dtype=np.float32)
+    if metric is Metric.COSINE:
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        x = x / norms
+    bits = np.packbits(x > 0, axis=1, bitorder="little")
+    peak = np.abs(x).max(axis=1)
+    scale = (peak / 127.0).astype(np.float32)
+    safe = np.where(scale > 0, scale, 1.0).astype(np.float32)
+    i8 = np.clip(np.rint(x / safe[:, None]), -127, 127).astype(np.int8)
+    return bits, i8, scale
+
+
+class Conn(Protocol):
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
+
+
+@attrs.define(slots=True, eq=False)
+class Codes:
+    """One collection's codes in memory, in load order (tombstoned slots marked dead)."""
+
+    dim: int
+    epoch: str = ""
+    gen: int = -1
+    complete: bool = False
+    size: int = 0
+    keys: npt.NDArray[np.int64] = attrs.field(factory=lambda: np.empty(0, np.int64))
+    bits: npt.NDArray[np.uint64] = attrs.field(factory=lambda: np.empty((0, 0), np.uint64))
+    i8: npt.NDArray[np.int8] = attrs.field(factory=lambda: np.empty((0, 0), np.int8))
+    scale: npt.NDArray[np.float32] = attrs.field(factory=lambda: np.empty(0, np.float32))
+    sq: npt.NDArray[np.float64] = attrs.field(factory=lambda: np.empty(0, np.float64))
+    alive: npt.NDArray[np.bool_] = attrs.field(factory=lambda: np.empty(0, np.bool_))
+    slot: dict[int, int] = attrs.field(factory=dict)
+    live: int = 0
+
+    @property
+    def words(self) -> int:
+        """uint64 words per bit code (the bytes are zero-padded to a multiple of 8)."""
+        return -(-self.dim // 64)
+
+    def _reserve(self, extra: int) -> None:
+        need = self.size + extra
+        if need <= len(self.keys):
+            return
+        cap = max(need, 2 * len(self.keys), 1024)
+
+        def grow(a: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+            out = np.zeros(shape, dtype=dtype)
+            if self.size:
+                out[: self.size] = a[: self.size]
+            return out
+
+        self.keys = grow(self.keys, (cap,), np.int64)
+        self.bits = grow(self.bits, (cap, self.words), np.uint64)
+        self.i8 = grow(self.i8, (cap, self.dim), np.int8)
+        self.scale = grow(self.scale, (cap,), np.float32)
+        self.sq = grow(self.sq, (cap,), np.float64)
+        self.alive = grow(self.alive, (cap,), np.bool_)
+
+    def apply(self, rows: list[Any]) -> None:
+        """Rows of ``(_key, bits, i8, scale)``, each key at most once; NULL codes are tombstones."""
+        if not rows:
+            return
+        dead = [row[0] for row in rows if row[1] is None]
+        for key in dead:
+            found = self.slot.get(key)
+            if found is not None and self.alive[found]:
+                self.alive[found] = False
+                self.live -= 1
+        rows = [row for row in rows if row[1] is not None]
+        if not rows:
+            return
+        self._reserve(len(rows))
+        keys = [row[0] for row in rows]
+        at = np.empty(len(rows), dtype=np.int64)
+        for i, key in enumerate(keys):
+            slot = self.slot.get(key)
+            if slot is None:
+                slot = self.slot[key] = self.size
+                self.size += 1
+            at[i] = slot
+        self.keys[at] = keys
+        self.live += int(len(at) - self.alive[at].sum())
+        self.alive[at] = True
+        nbytes = -(-self.dim // 8)
+        bits = np.zeros((len(rows), self.words * 8), dtype=np.uint8)
+        bits[:, :nbytes] = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.uint8).reshape(len(rows), nbytes)
+        self.bits[at] = bits.view(np.uint64)
+        i8 = np.frombuffer(b"".join(row[2] for row in rows), dtype=np.int8).reshape(len(rows), self.dim)
+        self.i8[at] = i8
+        scale = np.array([row[3] for row in rows], dtype=np.float32)
+        self.scale[at] = scale
+        wide = i8.astype(np.int32)
+        self.sq[at] = scale.astype(np.float64) ** 2 * np.einsum("ij,ij->i", wide, wide)
+
+
+async def refresh(conn: Conn, spec: CollectionSpec, codes: Codes | None) -> Codes | None:
+    """The collection's codes as of ``conn``'s snapshot, loading only what changed since ``codes``
+    (None for a collection without codes). Another task may have brought ``codes`` further than
+    this snapshot: that only means more candidates, which stage 3 reads (or not) in the snapshot."""
+    found = await conn.fetchall(f'SELECT gen, epoch, complete FROM "{GENERATIONS}" WHERE name = ?', [spec.name])
+    if not found:
+        return None
+    gen, epoch, complete = int(found[0][0]), str(found[0][1]), bool(found[0][2])
+    if codes is None or codes.dim != spec.dim or codes.epoch != epoch:
+        codes = Codes(spec.dim, epoch=epoch)  # first use, or the collection was dropped and re-created
+    codes.complete = complete
+    if gen <= codes.gen:
+        return codes
+    rows = await conn.fetchall(
+        f"SELECT _key, bits, i8, scale FROM {q(codes_table(spec.name))} WHERE _gen > ? AND _gen <= ?",
+        [codes.gen, gen])
+    codes.apply(rows)
+    codes.gen = gen
+    return codes
+
+
+async def bump(conn: Any, name: str) -> int:
+    """Start a write of collection ``name``: its next generation number (None: no codes)."""
+    rows = await conn.fetchall(f'UPDATE "{GENERATIONS}" SET gen = gen + 1 WHERE name = ? RETURNING gen', [name])
+    return int(rows[0][0]) if rows else -1
+
+
+def code_rows(metric: Metric, gen: int, keys: Sequence[int],
+              vectors: npt.NDArray[np.float32]) -> list[tuple[int, int, bytes, bytes, float]]:
+    bits, i8, scale = encode(metric, vectors)
+    return [(key, gen, bits[i].tobytes(), i8[i].tobytes(), float(scale[i])) for i, key in enumerate(keys)]
+
+
+def insert_codes_sql(spec_name: str) -> str:
+    return (f"INSERT INTO {q(codes_table(spec_name))} (_key, _gen, bits, i8, scale) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (_key) DO UPDATE SET _gen = excluded._gen, bits = excluded.bits, i8 = excluded.i8, "
+            "scale = excluded.scale")
+
+
+# -- search ------------------------------------------------------------------------
+
+
+def shortlist(codes: Codes, metric: Metric, query: npt.NDArray[np.float32], keep: int,
+              ef: int) -> npt.NDArray[np.int64]:
+    """Stages 1 and 2: the keys of the ``keep`` records nearest ``query`` by the int8 estimate,
+    among the ``CANDIDATES_PER_EF * ef`` nearest by Hamming distance. CPU only (releases the GIL
+    in the array operations); call it off the event loop for large collections."""
+    n = codes.size
+    x = np.asarray(query, dtype=np.float32)
+    if metric is Metric.COSINE:
+        norm = float(np.linalg.norm(x))
+        x = x / norm if norm > 0 else x
+    qbits_bytes = np.packbits(x > 0, bitorder="little").tobytes()
+    qbits_bytes += bytes(codes.words * 8 - len(qbits_bytes))
+    qbits = np.frombuffer(qbits_bytes, dtype=np.uint64)
+    alive = codes.alive[:n]
+    wanted = min(codes.live, max(CANDIDATES_PER_EF * ef, keep))
+    if wanted < codes.live:
+        ham = np.bitwise_count(codes.bits[:n] ^ qbits).sum(axis=1, dtype=np.int32)
+        ham[~alive] = np.iinfo(np.int32).max
+        cand = np.argpartition(ham, wanted - 1)[:wanted]
+    else:
+        cand = np.flatnonzero(alive)
+    dots = (codes.i8[cand].astype(np.float32) @ x) * codes.scale[cand]
+    # l2: |q - x|^2 = |q|^2 - 2 q.x + |x|^2, and |q|^2 is the same for every candidate.
+    approx = -dots if metric is Metric.COSINE else codes.sq[cand] - 2.0 * dots
+    keep = min(keep, len(cand))
+    best = cand[np.argpartition(approx, keep - 1)[:keep]] if keep < len(cand) else cand
+    out: npt.NDArray[np.int64] = codes.keys[best]
+    return out
+
+
+async def rerank(conn: Conn, spec: CollectionSpec, codec: RowCodec, keys: npt.NDArray[np.int64],
+                 query: Vector, k: int, max_distance: float | None, include_vector: bool) -> list[Hit]:
+    """Stage 3: read the records behind ``keys`` and keep the ``k`` nearest by exact distance."""
+    if len(keys) == 0:
+        return []
+    rows = await conn.fetchall(
+        f"SELECT _key, _vector, {codec.select_cols} FROM {q(spec.name)} "
+        "WHERE _key IN (SELECT value FROM json_each(?)) AND _vector IS NOT NULL", [json.dumps(keys.tolist())])
+    if not rows:
+        return []
+    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), spec.dim)
+    dist = exact_distances(spec.metric, matrix, query)
+    order = sorted(range(len(rows)), key=lambda i: (dist[i], rows[i][2]))
+    nfields = len(codec.names)
+    hits: list[Hit] = []
+    for i in order[:k]:
+        d = float(dist[i])
+        if max_distance is not None and d > max_distance:
+            break
+        row = rows[i]
+        hits.append(Hit(id=row[2], distance=d, similarity=spec.metric.similarity(d),
+                        fields=codec.decode_fields(row[3:3 + nfields]), metadata=json.loads(row[3 + nfields]),
+                        vector=matrix[i].copy() if include_vector else None))
+    return hits

@@ -1,0 +1,181 @@
+"""The SQLite backend's approximate search of large collections (quantized codes, exact re-rank),
+on real database files. ``exact_search_below`` is lowered so small collections take that path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import vectorstore as vs
+from vectorstore.bench.datasets import clustered
+from vectorstore_sqlite import driver as drv
+from vectorstore_sqlite.backend import SqliteBackend
+from vectorstore_sqlite.quantized import encode
+
+
+def url(path: Path, **query: Any) -> str:
+    q = "&".join(f"{k}={v}" for k, v in query.items())
+    return f"sqlite:///{path}" + (f"?{q}" if q else "")
+
+
+def backend_of(store: vs.Store) -> SqliteBackend:
+    backend = store._inner.backend
+    assert isinstance(backend, SqliteBackend)
+    return backend
+
+
+def raw(path: Path) -> Any:
+    conn = drv.driver().module.connect(str(path), isolation_level=None)
+    drv.load_sqlite_vec(conn)
+    return conn
+
+
+def load(col: vs.Collection, vectors: np.ndarray[Any, Any], start: int = 1) -> None:
+    col.upsert([{"id": start + i, "vector": v, "fields": {"bucket": (start + i) % 100}} for i, v in enumerate(vectors)])
+
+
+@pytest.fixture
+def data() -> Any:
+    return clustered(6000, 96, queries=60, seed=5, clusters=12)
+
+
+def test_recall_and_exact_distances(tmp_path: Path, data: Any) -> None:
+    with vs.connect(url(tmp_path / "q.db", exact_search_below=0)) as store:
+        col = store.create_collection("c", dim=data.dim, id_type="int", fields={"bucket": "int"})
+        load(col, data.vectors)
+        truth = data.exact_neighbours(10)
+        found = [[h.id - 1 for h in col.search(q, k=10)] for q in data.queries]
+        assert backend_of(store).search_passes["quantized"] == len(data.queries)
+        recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)])
+        assert recall >= 0.99
+        # Distances are exact (float64 from the stored vectors), as on the exact path.
+        hits = col.search(data.queries[0], k=5, include_vector=True)
+        q = data.queries[0].astype(np.float64)
+        for h in hits:
+            v = data.vectors[h.id - 1].astype(np.float64)
+            assert h.distance == pytest.approx(1 - v @ q / (np.linalg.norm(v) * np.linalg.norm(q)), abs=1e-12)
+            assert np.array_equal(h.vector, data.vectors[h.id - 1])
+
+
+def test_below_the_threshold_search_stays_exact(tmp_path: Path, data: Any) -> None:
+    with vs.connect(url(tmp_path / "q.db", exact_search_below=len(data.vectors) + 1)) as store:
+        col = store.create_collection("c", dim=data.dim, id_type="int", fields={"bucket": "int"})
+        load(col, data.vectors)
+        col.search(data.queries[0], k=10)
+        assert backend_of(store).search_passes["quantized"] == 0
+
+
+def test_writes_from_another_store_are_seen(tmp_path: Path, data: Any) -> None:
+    """Each store keeps codes in memory and catches up on what any connection committed."""
+    path = tmp_path / "q.db"
+    with vs.connect(url(path, exact_search_below=0)) as a, vs.connect(url(path, exact_search_below=0)) as b:
+        col_a = a.create_collection("c", dim=data.dim, id_type="int", fields={"bucket": "int"})
+        load(col_a, data.vectors[:3000])
+        col_b = b.collection("c")
+        query = data.queries[0]
+        assert col_b.search(query, k=1)[0].distance > 0  # b has loaded the codes
+        col_a.upsert([{"id": 999_999, "vector": query, "fields": {"bucket": 1}}])  # new record
+        assert col_b.search(query, k=1)[0].id == 999_999
+        target = col_b.search(query, k=3)[2].id
+        col_a.upsert([{"id": target, "vector": query * 2, "fields": {"bucket": 1}}])  # moved vector
+        assert {h.id for h in col_b.search(query, k=2)} == {999_999, target}
+        col_a.delete([999_999])  # deleted record: a tombstone
+        col_a.upsert([{"id": target, "vector": None, "fields": {"bucket": 1}}])  # vector removed
+        ids = [h.id for h in col_b.search(query, k=20)]
+        assert 999_999 not in ids and target not in ids
+        assert backend_of(b).search_passes["quantized"] == 5
+        # The code table holds exactly one live row per record with a vector.
+        conn = raw(path)
+        live = conn.execute('SELECT count(*) FROM "c__codes" WHERE bits IS NOT NULL').fetchone()[0]
+        assert live == conn.execute('SELECT count(*) FROM "c" WHERE _vector IS NOT NULL').fetchone()[0] == 2999
+        conn.close()
+
+
+def test_codes_persist_and_a_recreated_collection_starts_afresh(tmp_path: Path, data: Any) -> None:
+    path = tmp_path / "q.db"
+    with vs.connect(url(path, exact_search_below=0)) as store:
+        col = store.create_collection("c", dim=data.dim, id_type="int", fields={"bucket": "int"})
+        load(col, data.vectors[:2000])
+        before = [h.id for h in col.search(data.queries[1], k=10)]
+    with vs.connect(url(path, exact_search_below=0)) as store:
+        col = store.collection("c")
+        assert [h.id for h in col.search(data.queries[1], k=10)] == before
+        store.drop_collection("c")
+        col = store.create_collection("c", dim=data.dim, id_type="int", fields={"bucket": "int"})
+        load(col, data.vectors[3000:3100], start=50_001)
+        hits = col.search(data.queries[1], k=10)
+        assert all(h.id > 50_000 for h in hits) and len(hits) == 10
+
+
+def test_search_inside_a_transaction_sees_its_own_writes(tmp_path: Path, data: Any) -> None:
+    with vs.connect(url(tmp_path / "q.db", exact_search_below=0)) as store:
+        col = store.create_collection("c", dim=data.dim, id_type="int", fields={"bucket": "int"})
+        load(col, data.vectors[:1000])
+        query = data.queries[2]
+        with store.transaction():
+            col.upsert([{"id": 777_777, "vector": query, "fields": {"bucket": 1}}])
+            assert col.search(query, k=1)[0].id == 777_777
+            with pytest.raises(RuntimeError), store.transaction():
+                col.upsert([{"id": 888_888, "vector": query, "fields": {"bucket": 1}}])
+                raise RuntimeError("roll back")
+        assert next(h.id for h in col.search(query, k=2)) == 777_777
+        assert 888_888 not in [h.id for h in col.search(query, k=20)]
+
+
+def test_files_from_before_the_codes_are_backfilled(tmp_path: Path, data: Any) -> None:
+    path = tmp_path / "q.db"
+    with vs.connect(url(path)) as store:
+        col = store.create_collection("c", dim=data.dim, id_type="int", fields={"bucket": "int"})
+        load(col, data.vectors[:1500])
+    # Make the file look like one written before migration 4.
+    conn = raw(path)
+    conn.execute('DROP TABLE "c__codes"')
+    conn.execute('DROP TABLE "vs_generations"')
+    conn.execute('DROP TRIGGER "c__cd"')
+    conn.execute('DROP TRIGGER "c__cn"')
+    conn.execute('DELETE FROM "vs_schema_version" WHERE version = 4')
+    conn.close()
+    with vs.connect(url(path, exact_search_below=0)) as store:
+        col = store.collection("c")
+        truth = data.exact_neighbours(10, rows=np.arange(data.n) < 1500)
+        found = [h.id - 1 for h in col.search(data.queries[3], k=10)]
+        assert backend_of(store).search_passes["quantized"] == 1
+        assert len(set(found) & set(truth[3].tolist())) >= 9
+        col.delete([found[0] + 1])  # the re-created triggers work
+        assert found[0] + 1 not in [h.id for h in col.search(data.queries[3], k=10)]
+    conn = raw(path)
+    assert conn.execute('SELECT complete FROM "vs_generations" WHERE name = ?', ["c"]).fetchone() == (1,)
+    assert conn.execute('SELECT count(*) FROM "c__codes" WHERE bits IS NOT NULL').fetchone() == (1499,)
+    conn.close()
+
+
+def test_l2_collections_and_thresholds(tmp_path: Path, data: Any) -> None:
+    vectors = data.vectors * 3.0
+    with vs.connect(url(tmp_path / "q.db", exact_search_below=0)) as store:
+        col = store.create_collection("c", dim=data.dim, metric="l2", id_type="int", fields={"bucket": "int"})
+        load(col, vectors[:3000])
+        query = data.queries[4] * 3.0
+        exact = np.sqrt(((vectors[:3000].astype(np.float64) - query) ** 2).sum(axis=1))
+        order = np.argsort(exact)[:10]
+        hits = col.search(query, k=10)
+        assert len({h.id - 1 for h in hits} & set(order.tolist())) >= 9
+        assert hits[0].distance == pytest.approx(exact[order[0]], rel=1e-12)
+        cut = col.search(query, k=10, threshold=hits[2].similarity)
+        assert [h.id for h in cut] == [h.id for h in hits[:3]]
+
+
+def test_codes_approximate_the_vectors() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(50, 33)).astype(np.float32)
+    x[3] = 0.0
+    from vectorstore.schema import Metric
+
+    bits, i8, scale = encode(Metric.L2, x)
+    assert bits.shape == (50, 5)
+    assert np.all(np.abs(i8.astype(np.float32) * scale[:, None] - x) <= scale[:, None] / 2 + 1e-6)
+    assert scale[3] == 0 and not i8[3].any()
+    unpacked = np.unpackbits(bits, axis=1, bitorder="little")[:, :33]
+    assert np.array_equal(unpacked.astype(bool), x > 0)
