@@ -99,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="replace collections of the same names in the destination (default: refuse)")
     export.add_argument("--batch-size", type=int, default=1000, help="records per batch (default 1000)")
     _add_migrate(sub)
+    from vectorstore.bench.cli import add_parser as add_bench
+
+    add_bench(sub)
     args = parser.parse_args(argv)
     if args.command == "learn":  # plain stdout: one summary line for cron
         from vectorstore.memory.learner import main as learn_main
@@ -116,6 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _doctor(args.url, console)
         if args.command == "migrate":
             return _migrate(args, console)
+        if args.command == "bench":
+            from vectorstore.bench.cli import run as bench_main
+
+            return bench_main(args, console)
         if args.command == "export":
             from vectorstore.transfer import run_cli as export_main
 

@@ -191,8 +191,43 @@ def test_large_batches_go_through_binary_copy_and_keep_upsert_semantics(url: str
             await col.insert([*fresh, records[3]])
         assert info.value.ids == ["r000003"]
         assert await col.count() == 1200
-        await col.insert(fresh)
+        tracer.clear()
+        await col.insert(fresh)  # no id exists yet: straight into the table, no staging table
+        assert 'COPY "' in tracer.text() and "vs_stage" not in tracer.text()
         assert await col.count() == 1800
+        await store.aclose()
+
+    run(go())
+
+
+def test_copy_encodes_every_field_type_like_the_row_path(url: str) -> None:
+    """The binary COPY path (pre-encoded vectors and metadata) stores exactly what row inserts store."""
+    import datetime as dt
+
+    fields = {"t": "text", "i": "int", "f": "float", "b": "bool", "d": "date", "ts": "timestamp", "j": "json",
+              "ia": "int[]", "ta": "text[]"}
+
+    def rec(i: int, prefix: str) -> dict[str, Any]:
+        return {"id": f"{prefix}{i:04d}", "vector": None if i % 7 == 0 else [i, -1.5, 1e-3, 2.0 ** -i],
+                "fields": {"t": f"é{i}", "i": -i, "f": i / 3, "b": i % 2 == 0, "d": dt.date(2020, 1, 1 + i % 28),
+                           "ts": dt.datetime(2021, 5, 1, 12, i % 60, tzinfo=dt.UTC), "j": {"k": [i, None]},
+                           "ia": [i, i + 1], "ta": ["a", f"{i}"]} if i % 5 else {},
+                "metadata": {"i": i, "s": "ü", "nested": {"x": [1.5, True]}}}
+
+    async def go() -> None:
+        store, _ = await open_pg(url, copy_threshold=500)
+        col = await store.create_collection("docs", dim=4, fields=fields)
+        await col.upsert([rec(i, "c") for i in range(600)])  # COPY
+        for start in range(0, 600, 100):
+            await col.upsert([rec(i, "r") for i in range(start, start + 100)])  # row path (small batches)
+        copied = await col.get([f"c{i:04d}" for i in range(600)])
+        rows = await col.get([f"r{i:04d}" for i in range(600)])
+        assert len(copied) == len(rows) == 600
+        for a, b in zip(copied, rows, strict=True):
+            assert (a.fields, a.metadata) == (b.fields, b.metadata)
+            assert (a.vector is None) == (b.vector is None)
+            if a.vector is not None:
+                np.testing.assert_array_equal(a.vector, b.vector)
         await store.aclose()
 
     run(go())
@@ -207,7 +242,9 @@ def test_bulk_load_rebuilds_the_index_and_searches_through_it(url: str, tracer: 
         await col.upsert(records)
         trace = tracer.text()
         assert "DROP INDEX" in trace and "maintenance_work_mem" in trace and "ANALYZE" in trace
-        assert trace.index("DROP INDEX") < trace.index("INSERT INTO") < trace.index("CREATE INDEX")
+        # A batch of new ids is copied straight into the table, between dropping and building the index.
+        assert trace.index("DROP INDEX") < trace.index('COPY "') < trace.index("CREATE INDEX")
+        assert "vs_stage" not in trace and "INSERT INTO" not in trace
         tracer.clear()
         await col.upsert(_records(1500, 16, seed=2, prefix="x"))  # smaller than the table: no rebuild
         assert "DROP INDEX" not in tracer.text()

@@ -58,7 +58,7 @@ from vectorstore.records import Hit, Record, RecordBatch, RecordId, Vector, dump
 from vectorstore.schema import CollectionSpec, FieldType
 from vectorstore.scoring import exact_distances
 from vectorstore.spi import Capabilities, Check, Health
-from vectorstore_postgres import migrations
+from vectorstore_postgres import copyrows, migrations
 from vectorstore_postgres.connection import (
     CONFLICTS,
     Settings,
@@ -79,6 +79,7 @@ CAPABILITIES = Capabilities(persistent=True, transactions=True, exact_search=Fal
 #: Extra rows fetched beyond k and re-ranked in float64: the server ranks with float32
 #: arithmetic, so near-ties around the k-th place can come back in the wrong order.
 RERANK_MARGIN = 8
+JSONB_OID = 3802
 #: The search settings every pooled connection starts with: (ef_search, max_scan_tuples).
 SEARCH_DEFAULTS = (40, 20_000)
 #: Seconds a collection's row estimate is trusted before a search reads it again. A collection
@@ -436,31 +437,66 @@ class PostgresBackend:
             # an exclusive lock on the table until the transaction commits. Not during a
             # bulk load, which has dropped the index and builds it at its end.
             rebuild = row is not None and float(row[0]) <= n and bool(row[1])
-        stage = f"vs_stage_{next(self._stage_ids)}"
         clock = [time.perf_counter()]
-        await conn.execute(q.create_stage(stage))
+        inserted: set[RecordId] = set()
         async with conn.cursor() as cur:
-            async with cur.copy(q.copy_stage(stage)) as copy:
-                if self.dialect.copy_format == "binary":
-                    copy.set_types(q.copy_types(self.dialect.type_name))
-                for i in range(n):
-                    await copy.write_row(self._row(q.spec, batch, i))
-            clock.append(time.perf_counter())
             if rebuild:
                 await cur.execute(q.drop_index())
-            await cur.execute(q.merge_stage(stage, replace=replace))
-            inserted: set[RecordId] = set()
-            if not replace:
-                inserted = {r[0] for r in await cur.fetchall()}
-            await cur.execute(q.drop_stage(stage))
+            # The fast path: none of the ids exists yet, so COPY goes straight into the table
+            # (in a savepoint: a concurrent writer may still take an id first).
+            cur = await cur.execute(q.any_id_exists(), [batch.ids])
+            direct = not (await cur.fetchone() or (True,))[0]
+            if direct:
+                try:
+                    async with conn.transaction():
+                        await self._copy(cur, q.copy_table(), q, batch)
+                    inserted = set(batch.ids)
+                except psycopg.errors.UniqueViolation:
+                    direct = False
+            clock.append(time.perf_counter())
+            if not direct:
+                stage = f"vs_stage_{next(self._stage_ids)}"
+                await cur.execute(q.create_stage(stage))
+                await self._copy(cur, q.copy_stage(stage), q, batch)
+                clock[-1] = time.perf_counter()
+                await cur.execute(q.merge_stage(stage, replace=replace))
+                if not replace:
+                    inserted = {r[0] for r in await cur.fetchall()}
+                await cur.execute(q.drop_stage(stage))
             clock.append(time.perf_counter())
             if rebuild:
                 await self._build_index(cur, q, n)
                 clock.append(time.perf_counter())
-        log.debug("bulk %s of %d rows into %s: copy %.2fs, merge %.2fs%s", "upsert" if replace else "insert", n,
-                  q.spec.name, clock[1] - clock[0], clock[2] - clock[1],
+        log.debug("bulk %s of %d rows into %s: copy %.2fs%s, merge %.2fs%s", "upsert" if replace else "insert", n,
+                  q.spec.name, clock[1] - clock[0], " (straight into the table)" if direct else "", clock[2] - clock[1],
                   f", index rebuild {clock[3] - clock[2]:.2f}s" if rebuild else "")
         return inserted
+
+    async def _copy(self, cur: psycopg.AsyncCursor[Any], statement: str, q: CollectionSQL, batch: RecordBatch) -> None:
+        """COPY every row of the batch: in binary with pre-encoded vector and metadata columns
+        (see copyrows), or, for a text-format dialect, row by row through its adapters."""
+        async with cur.copy(statement) as copy:
+            if self.dialect.copy_format != "binary":
+                for i in range(len(batch)):
+                    await copy.write_row(self._row(q.spec, batch, i))
+                return
+            info = self.setup.vector_info
+            assert info is not None  # binary COPY is pgvector's, whose type the setup found
+            copyrows.register_passthrough(cur, [info.oid, JSONB_OID])
+            copy.set_types(q.copy_types(self.dialect.type_name))
+            vectors = copyrows.vectors(batch)
+            metadata = copyrows.jsonb(batch.metadata_json())
+            kinds = list(q.spec.fields.items())
+            for i, rid in enumerate(batch.ids):
+                fields = batch.fields[i]
+                row: list[Any] = [rid, vectors[i]]
+                for name, kind in kinds:
+                    value = fields.get(name)
+                    # (jsonb columns all take the pass-through dumper: encode JSON fields too)
+                    row.append(copyrows.jsonb([dump_json(value)])[0] if kind is FieldType.JSON and value is not None
+                               else value)
+                row.append(metadata[i])
+                await copy.write_row(row)
 
     async def _build_index(self, cur: psycopg.AsyncCursor[Any], q: CollectionSQL, rows: int, *,
                            if_not_exists: bool = False) -> None:

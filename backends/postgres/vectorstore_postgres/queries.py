@@ -244,8 +244,19 @@ class CollectionSQL:
             sql.Identifier(stage), self.table).as_string()
 
     def copy_stage(self, stage: str) -> str:
+        return self._copy_into(sql.Identifier(stage))
+
+    def copy_table(self) -> str:
+        """COPY straight into the collection's table (a batch none of whose ids exist yet)."""
+        return self._copy_into(self.table)
+
+    def _copy_into(self, target: sql.Identifier) -> str:
         fmt = sql.SQL(" (FORMAT BINARY)") if self.dialect.copy_format == "binary" else sql.SQL("")
-        return sql.SQL("COPY {} ({}) FROM STDIN{}").format(sql.Identifier(stage), self._cols(), fmt).as_string()
+        return sql.SQL("COPY {} ({}) FROM STDIN{}").format(target, self._cols(), fmt).as_string()
+
+    def any_id_exists(self) -> str:
+        return sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {} = ANY(%s::{}))").format(
+            self.table, sql.Identifier(ID_COLUMN), sql.SQL(self.id_array_cast)).as_string()
 
     def copy_types(self, vector_type: str) -> list[str]:
         id_type = "int8" if self.spec.id_type is IdType.INT else "text"
