@@ -740,3 +740,28 @@ def test_deadlock_is_a_transaction_conflict_and_dooms_the_transaction(url: str) 
         await store.aclose()
 
     run(go())
+
+
+def test_index_statements_are_planned_as_hnsw_scans(url: str) -> None:
+    """The index branch orders by its distance column; PostgreSQL must still walk the HNSW index."""
+    from vectorstore.filters import parse_filter
+
+    async def go() -> None:
+        store, backend = await open_pg(url, exact_search_below=0)
+        col = await store.create_collection("docs", dim=16, fields={"cat": "int", "tags": "text[]"})
+        records = _records(3000, 16)
+        await col.upsert(records)
+        q = backend._q(col.spec)
+        query = records[0]["vector"]
+        async with backend._pool.connection() as conn:
+            for where, fparams in [(None, []), ({"cat": {"$lt": 90}}, [90])]:
+                statement, _, uses_index = q.search(parse_filter(where, col.spec), indexed=True, gated=False)
+                assert uses_index
+                cur = await conn.execute("EXPLAIN " + statement, [query, *fparams, 11])
+                plan = "\n".join(r[0] for r in await cur.fetchall())
+                assert "Index Scan using vs_i_docs" in plan, plan
+        hits = await col.search(query, k=5)
+        assert hits[0].id == records[0]["id"] and hits[0].distance == pytest.approx(0.0, abs=1e-6)
+        await store.aclose()
+
+    run(go())

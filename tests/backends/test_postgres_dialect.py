@@ -65,7 +65,8 @@ def test_ruvector_search_sql_casts_and_reads_text() -> None:
     assert uses_index
     assert params == ["a"]
     assert '"vector"::text' in statement  # read as text, never ruvector's binary format
-    assert 'ORDER BY "vector" <=> %s::ruvector LIMIT %s' in statement  # index branch
+    assert '("vector" <=> %s::ruvector) AS vs_distance' in statement  # index branch: the server's distance,
+    assert "ORDER BY vs_distance LIMIT %s" in statement  # which is the operator the index orders by
     assert 'ORDER BY ("vector" <=> %s::ruvector) + 0, "id" LIMIT %s' in statement  # exact branch
     assert "%b" not in statement
     assert "VALUES (%s, %s::ruvector," in q.upsert_row
@@ -78,7 +79,7 @@ def test_pgvector_sql_uses_binary_vectors_and_negative_dot() -> None:
                                 "WITH (m = 24, ef_construction = 100)")
     statement, _, uses_index = q.search(parse_filter(None, q.spec), indexed=True)
     assert uses_index
-    assert 'ORDER BY "vector" <#> %b LIMIT %s' in statement
+    assert '("vector" <#> %b) AS vs_distance' in statement and "ORDER BY vs_distance LIMIT %s" in statement
     assert q.copy_stage("st").endswith("FROM STDIN (FORMAT BINARY)")
     assert CollectionSQL("s", spec(dim=2001), PG).create_index() is None  # beyond pgvector's HNSW limit
 

@@ -31,6 +31,7 @@ import datetime as dt
 import inspect
 import itertools
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -697,21 +698,22 @@ class PostgresBackend:
     async def search(self, spec: CollectionSpec, queries: Vector, k: int, where: Filter,
                      max_distance: float | None, ef_search: int | None, include_vector: bool) -> list[list[Hit]]:
         q = self._q(spec)
-        fetch = k + RERANK_MARGIN
-        plans = [self.dialect.index_usable(query, fetch) for query in queries]
-        rows = await self._run_search(q, queries, plans, fetch, where, ef_search)
+        limits = (k + RERANK_MARGIN, k + 1)
+        plans = [self.dialect.index_usable(query, limits[1]) for query in queries]
+        rows = await self._run_search(q, queries, plans, limits, where, ef_search, include_vector)
         results: list[list[Hit] | None] = []
         redo: list[int] = []
         for i, (query, query_rows) in enumerate(zip(queries, rows, strict=True)):
-            hits = self._rank(spec, query, query_rows, k, fetch, max_distance, include_vector)
+            hits = self._rank(spec, query, query_rows, k, limits, max_distance, include_vector)
             if hits is None:
                 redo.append(i)
             results.append(hits)
         if redo:
             # The index answered with too few rows or an unresolved tie: run those exactly.
-            exact_rows = await self._run_search(q, queries[redo], [False] * len(redo), fetch, where, ef_search)
+            exact_rows = await self._run_search(q, queries[redo], [False] * len(redo), limits, where, ef_search,
+                                                include_vector)
             for i, query_rows in zip(redo, exact_rows, strict=True):
-                results[i] = self._rank(spec, queries[i], query_rows, k, fetch, max_distance, include_vector)
+                results[i] = self._rank(spec, queries[i], query_rows, k, limits, max_distance, include_vector)
         return [hits or [] for hits in results]
 
     @contextlib.asynccontextmanager
@@ -754,12 +756,16 @@ class PostgresBackend:
         ef = max(ef_search or SEARCH_DEFAULTS[0], fetch)
         return self.dialect.search_settings(ef, scan_tuples=max(SEARCH_DEFAULTS[1], 50 * fetch))
 
-    def _params(self, q: CollectionSQL, query: Vector, fparams: list[Any], gated: bool, fetch: int) -> list[Any]:
+    def _params(self, q: CollectionSQL, query: Vector, fparams: list[Any], uses_index: bool, gated: bool,
+                limits: tuple[int, int]) -> list[Any]:
+        # (In the index branch the distance in the select list takes the vector first.)
         vec = self.dialect.encode(query, q.spec.dim)
-        if gated:
+        if uses_index and gated:
             gate = self.settings.exact_search_below
-            return [gate, *fparams, vec, fetch, gate, *fparams, vec, fetch]
-        return [*fparams, vec, fetch]
+            return [gate, *fparams, vec, limits[0], vec, gate, *fparams, limits[1]]
+        if uses_index:
+            return [vec, *fparams, limits[1]]
+        return [*fparams, vec, limits[0]]
 
     async def _gated(self, conn: AConn, q: CollectionSQL) -> bool:
         """Whether the index statement must carry the size gate (the table may be small)."""
@@ -774,54 +780,65 @@ class PostgresBackend:
             found = self._estimates[q.spec.name] = (float(row[0]) if row and row[0] is not None else 0.0, now)
         return found[0] < 2 * gate
 
-    async def _run_search(self, q: CollectionSQL, queries: Vector, plans: list[bool], fetch: int, where: Filter,
-                          ef_search: int | None) -> list[list[Any]]:
+    async def _run_search(self, q: CollectionSQL, queries: Vector, plans: list[bool], limits: tuple[int, int],
+                          where: Filter, ef_search: int | None, include_vector: bool) -> list[list[Any]]:
         async with self._connection(q.spec.name) as conn:
             gated = await self._gated(conn, q) if any(plans) else False
-            if len(queries) == 1 and self._search_settings(ef_search, fetch) == self._default_settings:
-                # The common case: one prepared statement, one round trip, nothing else.
-                statement, fparams, uses_index = q.search(where, indexed=plans[0], gated=gated)
-                cur = conn.cursor(binary=True)
-                await cur.execute(statement, self._params(q, queries[0], fparams, uses_index and gated, fetch),
-                                  prepare=True)
-                return [await cur.fetchall()]
+            single = len(queries) == 1 and self._search_settings(ef_search, limits[1]) == self._default_settings
             cursors: list[psycopg.AsyncCursor[Any]] = []
-            async with self._search_scope(conn, ef_search, fetch):
+            # The common case (one query, default settings) is one prepared statement and one
+            # round trip, nothing else; otherwise one pipeline (see _search_scope).
+            scope = contextlib.nullcontext() if single else self._search_scope(conn, ef_search, limits[1])
+            async with scope:
                 for query, indexed in zip(queries, plans, strict=True):
-                    statement, fparams, uses_index = q.search(where, indexed=indexed, gated=gated)
+                    statement, fparams, uses_index = q.search(where, indexed=indexed, gated=gated,
+                                                              vector=include_vector)
                     cur = conn.cursor(binary=True)
-                    await cur.execute(statement, self._params(q, query, fparams, uses_index and gated, fetch),
+                    await cur.execute(statement, self._params(q, query, fparams, uses_index, gated, limits),
                                       prepare=True)
                     cursors.append(cur)
-            # The pipeline has synced: every result is already here.
+            # (In a pipeline: it has synced, every result is already here.)
             return [await cur.fetchall() for cur in cursors]
 
-    def _rank(self, spec: CollectionSpec, query: Vector, rows: list[Any], k: int, fetch: int,
+    def _rank(self, spec: CollectionSpec, query: Vector, rows: list[Any], k: int, limits: tuple[int, int],
               max_distance: float | None, include_vector: bool) -> list[Hit] | None:
-        """Hits from candidate rows, or None when the index's answer cannot be trusted."""
+        """Hits from candidate rows (``vs_path, id, vector, vs_distance, fields..., metadata``),
+        or None when the index's answer cannot be trusted."""
         if not rows:
             return []
-        decoded = [self._decode(spec, row[1:]) for row in rows]
+        metric = spec.metric
+        if rows[0][0] == 1:  # the index branch: ranked by the server's distance
+            if len(rows) < k:
+                return None  # filter or index cap starved the scan
+            distances = [row[3] for row in rows]
+            if not all(d is not None and math.isfinite(d) for d in distances):
+                return None
+            if len(rows) == limits[1] and distances[k - 1] == distances[-1]:
+                return None  # the k-th place is tied with rows the index may not have returned
+            hits: list[Hit] = []
+            for row in rows[:k]:
+                d = float(row[3])
+                if max_distance is not None and d > max_distance:
+                    break
+                rid, vector, fields, metadata = self._decode(spec, (row[1], row[2], *row[4:]))
+                hits.append(Hit(id=rid, distance=d, similarity=metric.similarity(d), fields=fields,
+                                metadata=metadata, vector=vector if include_vector else None))
+            return hits
+        # The exact branch: the vectors, ranked here in float64 (pgvector computes in float32).
+        decoded = [self._decode(spec, (row[1], row[2], *row[4:])) for row in rows]
         vectors: list[Vector] = []
         for _, vector, _, _ in decoded:
             assert vector is not None  # the search statements skip rows without a vector
             vectors.append(vector)
-        matrix = np.stack(vectors)
-        dist = exact_distances(spec.metric, matrix, query)
+        dist = exact_distances(metric, np.stack(vectors), query)
         order = sorted(range(len(decoded)), key=lambda i: (dist[i], decoded[i][0]))
-        from_index = rows[0][0] == 1
-        if from_index:
-            if len(rows) < k:
-                return None  # filter or index cap starved the scan
-            if len(rows) == fetch and len(order) >= k and dist[order[k - 1]] == dist[order[-1]]:
-                return None  # the k-th place is tied with rows the index may not have returned
-        hits: list[Hit] = []
+        hits = []
         for i in order[:k]:
             d = float(dist[i])
             if max_distance is not None and d > max_distance:
                 break
             rid, vector, fields, metadata = decoded[i]
-            hits.append(Hit(id=rid, distance=d, similarity=spec.metric.similarity(d), fields=fields,
+            hits.append(Hit(id=rid, distance=d, similarity=metric.similarity(d), fields=fields,
                             metadata=metadata, vector=vector if include_vector else None))
         return hits
 

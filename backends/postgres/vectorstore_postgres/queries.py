@@ -124,8 +124,8 @@ class CollectionSQL:
     spec: CollectionSpec
     dialect: Dialect
     #: Search statements by (compiled filter condition, indexed): composing SQL costs more than the query.
-    _search_cache: dict[tuple[str, bool, bool], tuple[str, bool]] = attrs.field(factory=dict, init=False, eq=False,
-                                                                          repr=False)
+    _search_cache: dict[tuple[str, bool, bool, bool], tuple[str, bool]] = attrs.field(
+        factory=dict, init=False, eq=False, repr=False)
 
     # -- names -----------------------------------------------------------------
 
@@ -319,46 +319,70 @@ class CollectionSQL:
             "(SELECT GREATEST(c.reltuples, pg_stat_get_live_tuples(c.oid)) FROM pg_class c WHERE c.oid = {}::regclass)"
         ).format(sql.Literal(self.qualified_name))
 
+    def _search_list(self, vector: bool, distance: sql.Composable) -> sql.Composable:
+        """``id, vector (or NULL), distance AS vs_distance, fields..., metadata``."""
+        vec = sql.Identifier(VECTOR_COLUMN)
+        items: list[sql.Composable] = [
+            sql.Identifier(ID_COLUMN),
+            self.dialect.select_vector(vec) if vector
+            else sql.SQL("NULL::{}").format(self.dialect.column_type(self.spec.dim)),
+            sql.SQL("{} AS vs_distance").format(distance),
+        ]
+        items += [sql.Identifier(f) for f in self.spec.fields]
+        items.append(sql.Identifier(METADATA_COLUMN))
+        return sql.SQL(", ").join(items)
+
     def _exact_branch(self, cond: str, gated: bool) -> sql.Composable:
         gate = sql.SQL("{} < %s AND ").format(self._size_gate()) if gated else sql.SQL("")
+        # The vectors come back: the hits are ranked on their float64 distances.
         # "+ 0" makes the ordering expression one no index can serve: otherwise the
         # planner may walk the (approximate) HNSW index and add an Incremental Sort on
         # id, and the "exact" search would silently be approximate.
         return sql.SQL("SELECT 0 AS vs_path, {} FROM {} WHERE {}{} IS NOT NULL AND {} ORDER BY {} + 0, {} LIMIT %s"
-                       ).format(self._select_list(), self.table, gate, sql.Identifier(VECTOR_COLUMN), sql.SQL(cond),
+                       ).format(self._search_list(True, sql.SQL("NULL::float8")), self.table, gate,
+                                sql.Identifier(VECTOR_COLUMN), sql.SQL(cond),
                                 self.dialect.distance(self.spec.metric, sql.Identifier(VECTOR_COLUMN)),
                                 sql.Identifier(ID_COLUMN))
 
-    def search(self, where: Filter, *, indexed: bool, gated: bool = True) -> tuple[str, list[Any], bool]:
+    def _index_branch(self, cond: str, gated: bool, vector: bool) -> sql.Composable:
+        # The server's distance comes back (and the vector only when asked for): no vector
+        # crosses the wire (nor is read from TOAST) just to be scored again. ORDER BY the
+        # output column is ORDER BY the operator expression, which the HNSW index serves.
+        gate = sql.SQL("{} >= %s AND ").format(self._size_gate()) if gated else sql.SQL("")
+        distance = self.dialect.distance(self.spec.metric, sql.Identifier(VECTOR_COLUMN))
+        return sql.SQL(
+            "SELECT 1 AS vs_path, {} FROM {} WHERE {}{} IS NOT NULL AND {} ORDER BY vs_distance LIMIT %s").format(
+            self._search_list(vector, distance), self.table, gate, sql.Identifier(VECTOR_COLUMN), sql.SQL(cond))
+
+    def search(self, where: Filter, *, indexed: bool, gated: bool = True,
+               vector: bool = False) -> tuple[str, list[Any], bool]:
         """The search statement and its filter params.
 
-        Returns ``(sql, filter_params, uses_index)``. With ``uses_index`` the statement
-        is a UNION ALL of an exact branch (run when the table is small) and an index
-        branch ordered by the operator alone (the only ORDER BY an HNSW index serves);
-        its parameters are ``[gate, *filter, vector, limit, gate, *filter, vector, limit]``.
-        With ``gated=False`` (the caller knows the table is large) it is the index branch
-        alone, without the size gate: ``[*filter, vector, limit]``, as is the exact branch
-        alone (``uses_index`` False). The first column, ``vs_path``, says which branch
-        produced a row (0 exact, 1 index). Rows without a vector are never candidates.
+        Returns ``(sql, filter_params, uses_index)``. Every statement's columns are
+        ``vs_path, id, vector, vs_distance, fields..., metadata``; ``vs_path`` says which
+        branch produced a row: 0, the exact branch (vectors, no distance: the caller ranks
+        them in float64), or 1, the index branch (the server's distance; the vector only
+        with ``vector=True``). With ``uses_index`` the statement is a UNION ALL of an exact
+        branch (run when the table is small) and an index branch; its parameters are
+        ``[gate, *filter, vector, exact_limit, vector, gate, *filter, index_limit]``. With
+        ``gated=False`` (the caller knows the table is large) it is the index branch alone,
+        ``[vector, *filter, index_limit]``; the exact branch alone (``uses_index`` False)
+        takes ``[*filter, vector, exact_limit]``. Rows without a vector are never candidates.
         """
         cond, params = compile_filter(where, self.spec, FILTER_DIALECT)
-        key = (cond, indexed, gated)
+        key = (cond, indexed, gated, vector)
         found = self._search_cache.get(key)
         if found is None:
             if len(self._search_cache) >= 512:  # many distinct filter shapes: start over
                 self._search_cache.clear()
-            found = self._search_cache[key] = self._search_statement(cond, indexed, gated)
+            found = self._search_cache[key] = self._search_statement(cond, indexed, gated, vector)
         return found[0], params, found[1]
 
-    def _search_statement(self, cond: str, indexed: bool, gated: bool) -> tuple[str, bool]:
+    def _search_statement(self, cond: str, indexed: bool, gated: bool, vector: bool) -> tuple[str, bool]:
         order = self.dialect.index_order(self.spec.metric, sql.Identifier(VECTOR_COLUMN))
         if not indexed or order is None or not self.has_index:
             return self._render(self._exact_branch(cond, gated=False)), False
-        gate = sql.SQL("{} >= %s AND ").format(self._size_gate()) if gated else sql.SQL("")
-        # The index holds no NULL vectors, but the planner may still choose a plain scan here.
-        index_branch = sql.SQL(
-            "SELECT 1 AS vs_path, {} FROM {} WHERE {}{} IS NOT NULL AND {} ORDER BY {} LIMIT %s").format(
-            self._select_list(), self.table, gate, sql.Identifier(VECTOR_COLUMN), sql.SQL(cond), order)
+        index_branch = self._index_branch(cond, gated, vector)
         if not gated:
             return self._render(index_branch), True
         statement = sql.SQL("({}) UNION ALL ({})").format(self._exact_branch(cond, gated=True), index_branch)
