@@ -84,8 +84,8 @@ JSONB_OID = 3802
 #: The search settings every pooled connection starts with: (ef_search, max_scan_tuples).
 SEARCH_DEFAULTS = (40, 20_000)
 #: Seconds a collection's row estimate is trusted before a search reads it again. A collection
-#: known to hold at least twice ``exact_search_below`` rows is searched through its index without
-#: the per-statement size gate (a catalog lookup on every query).
+#: known to hold at least ``exact_search_below`` rows is searched through its index without the
+#: per-statement size gate (a catalog lookup on every query).
 ESTIMATE_TTL = 30.0
 
 AConn = psycopg.AsyncConnection[Any]
@@ -778,7 +778,7 @@ class PostgresBackend:
             cur = await conn.execute(q.estimate_rows(), prepare=True)
             row = await cur.fetchone()
             found = self._estimates[q.spec.name] = (float(row[0]) if row and row[0] is not None else 0.0, now)
-        return found[0] < 2 * gate
+        return found[0] < gate
 
     async def _run_search(self, q: CollectionSQL, queries: Vector, plans: list[bool], limits: tuple[int, int],
                           where: Filter, ef_search: int | None, include_vector: bool) -> list[list[Any]]:

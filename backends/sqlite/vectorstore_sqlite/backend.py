@@ -84,7 +84,10 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 }
 MIN_SQLITE = (3, 38, 0)
 #: Quantized searches of collections with at least this many codes run their NumPy stages in a thread.
-OFFLOAD_ABOVE = 20_000  # built-in JSON functions and MATERIALIZED CTEs
+OFFLOAD_ABOVE = 20_000
+#: Seconds between checks of whether a collection searched exactly has grown past exact_search_below
+#: (a collection already searched through its codes is brought up to date on every search).
+CODES_RECHECK = 1.0  # built-in JSON functions and MATERIALIZED CTEs
 
 
 @attrs.frozen(slots=True)
@@ -229,8 +232,10 @@ class SqliteBackend:
         #: Search passes run so far (see :class:`ExactSearch`, and "quantized" for
         #: :mod:`quantized`); for tests and diagnostics.
         self.search_passes: dict[str, int] = {"vec0": 0, "scan": 0, "second": 0, "exhaustive": 0, "quantized": 0}
-        #: Quantized codes of large collections, by name (see quantized.py).
+        #: Quantized codes of collections, by name (see quantized.py), and when each was last
+        #: brought up to date (a small collection is re-checked at most every CODES_RECHECK s).
         self._codes: dict[str, quantized.Codes] = {}
+        self._codes_checked: dict[str, float] = {}
 
     # -- connections -------------------------------------------------------
 
@@ -604,6 +609,7 @@ class SqliteBackend:
                 await w.execute(statement)
             await w.execute(f'DELETE FROM "{SEQUENCES}" WHERE name = ?', [name])
             self._codes.pop(name, None)
+            self._codes_checked.pop(name, None)
             return True
 
     async def allocate_ids(self, spec: CollectionSpec, n: int, after: int) -> list[int]:
@@ -727,21 +733,43 @@ class SqliteBackend:
                      max_distance: float | None, ef_search: int | None, include_vector: bool) -> list[list[Hit]]:
         sql, params = compile_filter(where, spec, DIALECT)
         filtered = not isinstance(where, MatchAll)
+        # Quantized codes serve unfiltered cosine / l2 searches outside transactions (inside one,
+        # the writer sees uncommitted codes, which must never reach the shared cache).
+        codes_path = not filtered and has_vec_index(spec) and self._txn.get() is None
+        cached = self._codes.get(spec.name)
+        if codes_path and cached is not None and self._codes_qualify(cached):
+            # Two statements, no read transaction: the codes only choose candidates, whose rows
+            # (and exact distances) are read afterwards; a record deleted in between is skipped.
+            async with self._read(spec.name) as r:
+                codes = await self._refresh_codes(r, spec)
+                if codes is not None and self._codes_qualify(codes):
+                    return await self._search_codes(r, spec, codes, queries, k, max_distance, ef_search,
+                                                    include_vector)
         async with self._read(spec.name, snapshot=True) as r:
-            if not filtered and has_vec_index(spec) and self._txn.get() is None:
-                # (Inside a transaction the writer sees uncommitted codes: never cache those.)
-                codes = await quantized.refresh(r, spec, self._codes.get(spec.name))
-                if codes is not None:
-                    self._codes[spec.name] = codes
-                    if codes.complete and codes.live >= max(1, self.settings.exact_search_below):
-                        return await self._search_codes(r, spec, codes, queries, k, max_distance, ef_search,
-                                                        include_vector)
+            if codes_path and (cached is None or time.monotonic() - self._codes_checked.get(spec.name, 0.0)
+                               > CODES_RECHECK):
+                codes = await self._refresh_codes(r, spec)
+                if codes is not None and self._codes_qualify(codes):
+                    return await self._search_codes(r, spec, codes, queries, k, max_distance, ef_search,
+                                                    include_vector)
             searcher = ExactSearch(r, spec, self._codec(spec), sql, params, filtered=filtered)
             try:
                 return await searcher.run(queries, k, max_distance, include_vector)
             finally:
                 for key, n in searcher.passes.items():
                     self.search_passes[key] += n
+
+    def _codes_qualify(self, codes: quantized.Codes) -> bool:
+        return codes.complete and codes.live >= max(1, self.settings.exact_search_below)
+
+    async def _refresh_codes(self, r: _Conn, spec: CollectionSpec) -> quantized.Codes | None:
+        codes = await quantized.refresh(r, spec, self._codes.get(spec.name))
+        self._codes_checked[spec.name] = time.monotonic()
+        if codes is None:
+            self._codes.pop(spec.name, None)
+        else:
+            self._codes[spec.name] = codes
+        return codes
 
     async def _search_codes(self, r: _Conn, spec: CollectionSpec, codes: quantized.Codes, queries: Vector, k: int,
                             max_distance: float | None, ef_search: int | None,

@@ -1,7 +1,7 @@
 """One benchmark case: a data set loaded into vectorstore and into the raw baseline,
 both measured with the same queries, parameters and warm caches.
 
-Search latencies alternate between the two sides, round by round, so drift of the
+Search latencies alternate between the two sides query by query, so drift of the
 machine (other load, CPU frequency) hits both equally; every latency figure pools
 the samples of all rounds.
 """
@@ -61,18 +61,25 @@ def _records(data: Dataset) -> list[dict[str, Any]]:
 
 async def _alternate(ours: Callable[[int], Awaitable[Any]], raw: Callable[[int], Awaitable[Any]], count: int,
                      rounds: int) -> tuple[list[float], list[Any], list[float], list[Any]]:
-    """Latencies and last-round results of both sides, alternating round by round (after one warm-up pass each)."""
+    """Latencies and last-round results of both sides. After one warm-up pass each, the sides
+    take turns query by query (who goes first alternating too), so a slow moment of the
+    machine falls on both sides alike."""
     await measure.time_async(ours, count)
     await measure.time_async(raw, count)
     ours_t: list[float] = []
     raw_t: list[float] = []
-    ours_r: list[Any] = []
-    raw_r: list[Any] = []
-    for _ in range(rounds):
-        t, ours_r = await measure.time_async(ours, count)
-        ours_t += t
-        t, raw_r = await measure.time_async(raw, count)
-        raw_t += t
+    ours_r: list[Any] = [None] * count
+    raw_r: list[Any] = [None] * count
+    for r in range(rounds):
+        for i in range(count):
+            for side in ((0, 1) if (i + r) % 2 == 0 else (1, 0)):
+                start = time.perf_counter()
+                if side == 0:
+                    ours_r[i] = await ours(i)
+                    ours_t.append(time.perf_counter() - start)
+                else:
+                    raw_r[i] = await raw(i)
+                    raw_t.append(time.perf_counter() - start)
     return ours_t, ours_r, raw_t, raw_r
 
 
@@ -312,7 +319,7 @@ async def sqlite_case(data: Dataset, opts: Options, log: Log) -> dict[str, Any]:
 
         for clients in opts.clients:
             log(f"  concurrent throughput, {clients} client(s)")
-            total = max(2 * nq, 50 * clients)
+            total = max(nq // 2, 8 * clients)  # brute force on the raw side: seconds per hundred queries
             ours_s["concurrent_qps"][str(clients)] = await measure.closed_loop_async(
                 lambda i: col.search(queries[i % nq], k=k), clients, total)
 
