@@ -21,18 +21,14 @@ import numpy as np
 import pytest
 
 import vectorstore as vs
+from fixtures.sqlite_files import backend_of, raw, url
 from vectorstore.config import resolve
 from vectorstore.filters import parse_filter
 from vectorstore.sqlfilter import compile_filter
 from vectorstore_conformance.helpers import reference_distances
 from vectorstore_sqlite import driver as drv
-from vectorstore_sqlite.backend import SqliteBackend, parse_settings
+from vectorstore_sqlite.backend import parse_settings
 from vectorstore_sqlite.sql import DIALECT, MIGRATIONS
-
-
-def url(path: Path, **query: Any) -> str:
-    q = "&".join(f"{k}={v}" for k, v in query.items())
-    return f"sqlite:///{path}" + (f"?{q}" if q else "")
 
 
 @pytest.fixture
@@ -47,17 +43,8 @@ def store(db: Path) -> Any:
     s.close()
 
 
-def backend_of(store: vs.Store) -> SqliteBackend:
-    backend = store._inner.backend
-    assert isinstance(backend, SqliteBackend)
-    return backend
 
 
-def raw(path: Path) -> Any:
-    """A plain connection to the file, with sqlite-vec, to look under the hood."""
-    conn = drv.driver().module.connect(str(path), isolation_level=None)
-    drv.load_sqlite_vec(conn)
-    return conn
 
 
 # -- driver --------------------------------------------------------------------

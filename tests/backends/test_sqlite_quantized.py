@@ -10,27 +10,9 @@ import numpy as np
 import pytest
 
 import vectorstore as vs
+from fixtures.sqlite_files import backend_of, raw, url
 from vectorstore.bench.datasets import clustered
-from vectorstore_sqlite import driver as drv
-from vectorstore_sqlite.backend import SqliteBackend
 from vectorstore_sqlite.quantized import encode
-
-
-def url(path: Path, **query: Any) -> str:
-    q = "&".join(f"{k}={v}" for k, v in query.items())
-    return f"sqlite:///{path}" + (f"?{q}" if q else "")
-
-
-def backend_of(store: vs.Store) -> SqliteBackend:
-    backend = store._inner.backend
-    assert isinstance(backend, SqliteBackend)
-    return backend
-
-
-def raw(path: Path) -> Any:
-    conn = drv.driver().module.connect(str(path), isolation_level=None)
-    drv.load_sqlite_vec(conn)
-    return conn
 
 
 def load(col: vs.Collection, vectors: np.ndarray[Any, Any], start: int = 1) -> None:
