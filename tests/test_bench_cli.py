@@ -33,6 +33,7 @@ def test_bench_runs_both_sides_and_writes_every_output(tmp_path: Path, capsys: p
     markdown = (out / "latest.md").read_text()
     assert "| target |" in markdown and "sqlite" in markdown
     assert list(out.glob("bench-*.json"))  # a timestamped copy beside latest
+    assert not (out / "partial.json").exists()  # (written after each case while the run lasts)
     printed = capsys.readouterr().out
     assert "targets" in printed and "recall@10" in printed
 

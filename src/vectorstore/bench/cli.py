@@ -106,9 +106,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
         for backend in backends:
             log(f"[bold]{backend}[/bold] {kind} {n:,} x {dim}")
             results["cases"].append(asyncio.run(runner.run_case(backend, data, opts, log)))
+            # Every finished case is on disk at once: a long run stopped midway keeps what it measured.
+            args.out.mkdir(parents=True, exist_ok=True)
+            report.write_json(results, args.out / "partial.json")
         del data
     results["targets"] = [t.as_dict() for t in targets.evaluate(results)]
     _write(results, args.out, console)
+    (args.out / "partial.json").unlink(missing_ok=True)
     report.render_table(results, console)
     _print_targets(results, console)
     return 0
