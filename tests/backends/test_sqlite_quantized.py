@@ -161,3 +161,27 @@ def test_codes_approximate_the_vectors() -> None:
     assert scale[3] == 0 and not i8[3].any()
     unpacked = np.unpackbits(bits, axis=1, bitorder="little")[:, :33]
     assert np.array_equal(unpacked.astype(bool), x > 0)
+
+
+@pytest.mark.parametrize("percent", [50, 10, 1])
+def test_filtered_searches_use_the_codes_and_return_k_hits(tmp_path: Path, data: Any, percent: int) -> None:
+    path = tmp_path / "q.db"
+    with vs.connect(url(path, exact_search_below=0)) as store:
+        col = store.create_collection("c", dim=data.dim, id_type="int", fields={"bucket": "int"})
+        col.upsert([{"id": i + 1, "vector": v, "fields": {"bucket": i % 100}, "metadata": {"odd": i % 2 == 1}}
+                    for i, v in enumerate(data.vectors)])
+        keep = np.arange(data.n) % 100 < percent
+        truth = data.exact_neighbours(10, rows=keep)
+        found = [[h.id - 1 for h in col.search(q, k=10, where={"bucket": {"$lt": percent}})] for q in data.queries]
+        assert all(len(f) == 10 and all(keep[i] for i in f) for f in found)
+        assert np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]) >= 0.99
+        assert backend_of(store).search_passes["quantized"] == len(data.queries)
+        # A metadata filter is not in the covering index: the key query reads the rows, same answer.
+        odd = np.arange(data.n) % 2 == 1
+        hits = col.search(data.queries[0], k=10, where={"metadata.odd": True})
+        assert [h.id - 1 for h in hits] == data.exact_neighbours(10, rows=odd)[0].tolist()
+    conn = raw(path)
+    plan = conn.execute('EXPLAIN QUERY PLAN SELECT _key FROM "c" WHERE _norm IS NOT NULL AND ("bucket" < ?)',
+                        [10]).fetchall()
+    conn.close()
+    assert "COVERING INDEX" in str(plan) and "c__cover" in str(plan)

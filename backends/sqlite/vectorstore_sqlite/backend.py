@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import contextvars
 import datetime as dt
+import functools
 import inspect
 import json
 import os
@@ -733,25 +734,26 @@ class SqliteBackend:
                      max_distance: float | None, ef_search: int | None, include_vector: bool) -> list[list[Hit]]:
         sql, params = compile_filter(where, spec, DIALECT)
         filtered = not isinstance(where, MatchAll)
-        # Quantized codes serve unfiltered cosine / l2 searches outside transactions (inside one,
-        # the writer sees uncommitted codes, which must never reach the shared cache).
-        codes_path = not filtered and has_vec_index(spec) and self._txn.get() is None
+        # Quantized codes serve cosine / l2 searches outside transactions (inside one, the writer
+        # sees uncommitted codes, which must never reach the shared cache).
+        codes_path = has_vec_index(spec) and self._txn.get() is None
         cached = self._codes.get(spec.name)
+        search = functools.partial(self._search_codes, spec=spec, queries=queries, k=k, max_distance=max_distance,
+                                   ef_search=ef_search, include_vector=include_vector,
+                                   where=(sql, params) if filtered else None)
         if codes_path and cached is not None and self._codes_qualify(cached):
-            # Two statements, no read transaction: the codes only choose candidates, whose rows
-            # (and exact distances) are read afterwards; a record deleted in between is skipped.
+            # No read transaction: the codes only choose candidates, whose rows (and exact
+            # distances) are read afterwards, filter included; a record deleted meanwhile is skipped.
             async with self._read(spec.name) as r:
                 codes = await self._refresh_codes(r, spec)
                 if codes is not None and self._codes_qualify(codes):
-                    return await self._search_codes(r, spec, codes, queries, k, max_distance, ef_search,
-                                                    include_vector)
+                    return await search(r, codes)
         async with self._read(spec.name, snapshot=True) as r:
             if codes_path and (cached is None or time.monotonic() - self._codes_checked.get(spec.name, 0.0)
                                > CODES_RECHECK):
                 codes = await self._refresh_codes(r, spec)
                 if codes is not None and self._codes_qualify(codes):
-                    return await self._search_codes(r, spec, codes, queries, k, max_distance, ef_search,
-                                                    include_vector)
+                    return await search(r, codes)
             searcher = ExactSearch(r, spec, self._codec(spec), sql, params, filtered=filtered)
             try:
                 return await searcher.run(queries, k, max_distance, include_vector)
@@ -771,20 +773,28 @@ class SqliteBackend:
             self._codes[spec.name] = codes
         return codes
 
-    async def _search_codes(self, r: _Conn, spec: CollectionSpec, codes: quantized.Codes, queries: Vector, k: int,
-                            max_distance: float | None, ef_search: int | None,
-                            include_vector: bool) -> list[list[Hit]]:
+    async def _search_codes(self, r: _Conn, codes: quantized.Codes, *, spec: CollectionSpec, queries: Vector,
+                            k: int, max_distance: float | None, ef_search: int | None, include_vector: bool,
+                            where: tuple[str, list[Any]] | None) -> list[list[Hit]]:
         ef = ef_search or quantized.DEFAULT_EF
+        allowed = None
+        where_sql, where_params = where or ("1=1", [])
+        if where is not None:
+            # The filter's matches, by key: _norm is NULL exactly when the vector is, and the
+            # collection's covering index holds it and every scalar field, so a filter on those
+            # fields is answered from the index without reading the rows.
+            rows = await r.fetchall(f"SELECT _key FROM {q(spec.name)} WHERE _norm IS NOT NULL AND ({where_sql})",
+                                    where_params)
+            allowed = quantized.allowed_slots(codes, [row[0] for row in rows])
         out: list[list[Hit]] = []
         for query in queries:
             self.search_passes["quantized"] += 1
-            if codes.size >= OFFLOAD_ABOVE:
-                # Milliseconds of NumPy: off the event loop (it releases the GIL), so other tasks run.
-                keys = await asyncio.to_thread(quantized.shortlist, codes, spec.metric, query, k + ef, ef)
-            else:
-                keys = quantized.shortlist(codes, spec.metric, query, k + ef, ef)
+            args = (codes, spec.metric, query, k + ef, ef, allowed)
+            # Milliseconds of NumPy for a large collection: off the event loop (it releases the GIL).
+            keys = (await asyncio.to_thread(quantized.shortlist, *args) if codes.size >= OFFLOAD_ABOVE
+                    else quantized.shortlist(*args))
             out.append(await quantized.rerank(r, spec, self._codec(spec), keys, query, k, max_distance,
-                                              include_vector))
+                                              include_vector, where_sql, where_params))
         return out
 
     async def page(self, spec: CollectionSpec, after: RecordId | None, limit: int, where: Filter) -> list[Record]:

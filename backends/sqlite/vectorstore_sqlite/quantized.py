@@ -187,11 +187,12 @@ def insert_codes_sql(spec_name: str) -> str:
 # -- search ------------------------------------------------------------------------
 
 
-def shortlist(codes: Codes, metric: Metric, query: npt.NDArray[np.float32], keep: int,
-              ef: int) -> npt.NDArray[np.int64]:
+def shortlist(codes: Codes, metric: Metric, query: npt.NDArray[np.float32], keep: int, ef: int,
+              allowed: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[np.int64]:
     """Stages 1 and 2: the keys of the ``keep`` records nearest ``query`` by the int8 estimate,
-    among the ``CANDIDATES_PER_EF * ef`` nearest by Hamming distance. CPU only (releases the GIL
-    in the array operations); call it off the event loop for large collections."""
+    among the ``CANDIDATES_PER_EF * ef`` nearest by Hamming distance -- among the ``allowed``
+    slots only (a filter's matches) when given. CPU only (releases the GIL in the array
+    operations); call it off the event loop for large collections."""
     n = codes.size
     x = np.asarray(query, dtype=np.float32)
     if metric is Metric.COSINE:
@@ -200,14 +201,17 @@ def shortlist(codes: Codes, metric: Metric, query: npt.NDArray[np.float32], keep
     qbits_bytes = np.packbits(x > 0, bitorder="little").tobytes()
     qbits_bytes += bytes(codes.words * 8 - len(qbits_bytes))
     qbits = np.frombuffer(qbits_bytes, dtype=np.uint64)
-    alive = codes.alive[:n]
-    wanted = min(codes.live, max(CANDIDATES_PER_EF * ef, keep))
-    if wanted < codes.live:
+    mask = codes.alive[:n] if allowed is None else codes.alive[:n] & allowed
+    live = codes.live if allowed is None else int(mask.sum())
+    if live == 0:
+        return np.empty(0, dtype=np.int64)
+    wanted = min(live, max(CANDIDATES_PER_EF * ef, keep))
+    if wanted < live:
         ham = np.bitwise_count(codes.bits[:n] ^ qbits).sum(axis=1, dtype=np.int32)
-        ham[~alive] = np.iinfo(np.int32).max
+        ham[~mask] = np.iinfo(np.int32).max
         cand = np.argpartition(ham, wanted - 1)[:wanted]
     else:
-        cand = np.flatnonzero(alive)
+        cand = np.flatnonzero(mask)
     dots = (codes.i8[cand].astype(np.float32) @ x) * codes.scale[cand]
     # l2: |q - x|^2 = |q|^2 - 2 q.x + |x|^2, and |q|^2 is the same for every candidate.
     approx = -dots if metric is Metric.COSINE else codes.sq[cand] - 2.0 * dots
@@ -217,14 +221,26 @@ def shortlist(codes: Codes, metric: Metric, query: npt.NDArray[np.float32], keep
     return out
 
 
+def allowed_slots(codes: Codes, keys: list[int]) -> npt.NDArray[np.bool_]:
+    """A mask over ``codes``' slots: those of ``keys`` (the records a filter matches)."""
+    mask = np.zeros(codes.size, dtype=np.bool_)
+    slot = codes.slot
+    at = [i for key in keys if (i := slot.get(key)) is not None]
+    mask[at] = True
+    return mask
+
+
 async def rerank(conn: Conn, spec: CollectionSpec, codec: RowCodec, keys: npt.NDArray[np.int64],
-                 query: Vector, k: int, max_distance: float | None, include_vector: bool) -> list[Hit]:
-    """Stage 3: read the records behind ``keys`` and keep the ``k`` nearest by exact distance."""
+                 query: Vector, k: int, max_distance: float | None, include_vector: bool,
+                 where_sql: str = "1=1", where_params: Sequence[Any] = ()) -> list[Hit]:
+    """Stage 3: read the records behind ``keys`` (that still match the filter) and keep the ``k``
+    nearest by exact distance."""
     if len(keys) == 0:
         return []
     rows = await conn.fetchall(
         f"SELECT _key, _vector, {codec.select_cols} FROM {q(spec.name)} "
-        "WHERE _key IN (SELECT value FROM json_each(?)) AND _vector IS NOT NULL", [json.dumps(keys.tolist())])
+        f"WHERE _key IN (SELECT value FROM json_each(?)) AND _vector IS NOT NULL AND ({where_sql})",
+        [json.dumps(keys.tolist()), *where_params])
     if not rows:
         return []
     matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), spec.dim)

@@ -49,7 +49,8 @@ def _nullable_vectors(specs: Sequence[CollectionSpec]) -> list[str]:
 def _quantized_codes(specs: Sequence[CollectionSpec]) -> list[str]:
     """Migration 4: the generations table, and a code table for each collection with a vec0 mirror."""
     return [GENERATIONS_DDL, *(s for spec in specs if has_vec_index(spec)
-                               for s in [*code_statements(spec, complete=False), *code_triggers(spec)])]
+                               for s in [*code_statements(spec, complete=False), *code_triggers(spec),
+                                         cover_index(spec)])]
 
 
 #: Numbered migrations of vectorstore's own tables; each applied once, in order, in
@@ -143,7 +144,7 @@ def _table_companions(spec: CollectionSpec, codes: bool = True) -> list[str]:
             f"BEGIN DELETE FROM {v} WHERE rowid = OLD._key; END",
             f"CREATE TRIGGER {q(spec.name + '__ad')} AFTER DELETE ON {t} WHEN OLD._vector IS NOT NULL "
             f"BEGIN DELETE FROM {v} WHERE rowid = OLD._key; END",
-            *(code_triggers(spec) if codes else []),
+            *([*code_triggers(spec), cover_index(spec)] if codes else []),
         ]
     return out
 
@@ -221,6 +222,17 @@ def code_triggers(spec: CollectionSpec) -> list[str]:
         f"CREATE TRIGGER IF NOT EXISTS {q(spec.name + '__cn')} AFTER UPDATE OF _vector ON {t} "
         f"WHEN OLD._vector IS NOT NULL AND NEW._vector IS NULL BEGIN {tombstone}; END",
     ]
+
+
+#: Field types small and scalar enough for the covering index.
+_COVERED = (FieldType.TEXT, FieldType.INT, FieldType.FLOAT, FieldType.BOOL, FieldType.DATE, FieldType.TIMESTAMP)
+
+
+def cover_index(spec: CollectionSpec) -> str:
+    """An index holding ``_norm`` and every scalar field: a quantized search with a filter on those
+    fields finds the matching keys in it, without reading the rows (each carries its vector)."""
+    cols = ", ".join(["_norm", *(q(name) for name, kind in spec.fields.items() if kind in _COVERED)])
+    return f"CREATE INDEX IF NOT EXISTS {q(spec.name + '__cover')} ON {q(spec.name)} ({cols})"
 
 
 def _literal(name: str) -> str:
