@@ -83,12 +83,12 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     # re-ranked exactly (see quantized.py). 0: always the codes (where the metric has them).
     "exact_search_below": 10_000,
 }
-MIN_SQLITE = (3, 38, 0)
+MIN_SQLITE = (3, 38, 0)  # built-in JSON functions and MATERIALIZED CTEs
 #: Quantized searches of collections with at least this many codes run their NumPy stages in a thread.
 OFFLOAD_ABOVE = 20_000
 #: Seconds between checks of whether a collection searched exactly has grown past exact_search_below
 #: (a collection already searched through its codes is brought up to date on every search).
-CODES_RECHECK = 1.0  # built-in JSON functions and MATERIALIZED CTEs
+CODES_RECHECK = 1.0
 
 
 @attrs.frozen(slots=True)
