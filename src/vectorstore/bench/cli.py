@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -100,9 +101,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
         if kind == "clustered":
             data = clustered(n, dim, queries=args.queries)
         else:
+            from rich.progress import Progress
+
             from vectorstore.bench.corpus import sentence_dataset
 
-            data = sentence_dataset(n, queries=args.queries)
+            with Progress(console=console, transient=True) as bar:  # embedding 100k texts takes minutes
+                task = bar.add_task(f"embedding {n + args.queries:,} sentences with MiniLM",
+                                    total=n + args.queries)
+                data = sentence_dataset(n, queries=args.queries, progress=functools.partial(bar.advance, task))
         for backend in backends:
             log(f"[bold]{backend}[/bold] {kind} {n:,} x {dim}")
             results["cases"].append(asyncio.run(runner.run_case(backend, data, opts, log)))
