@@ -75,6 +75,8 @@ class RecordBatch:
     fields: list[dict[str, Any]]  # every declared field present; None means missing
     metadata: list[dict[str, Any]]
     present: npt.NDArray[np.bool_] | None = None  # which records have a vector; None: all of them
+    #: ``metadata`` as canonical JSON, when validation already produced it.
+    metadata_texts: list[str] | None = attrs.field(default=None, eq=False, repr=False)
 
     def has_vector(self, i: int) -> bool:
         return self.present is None or bool(self.present[i])
@@ -97,6 +99,9 @@ class RecordBatch:
         return attrs.evolve(self, ids=[next(fresh) if rid is None else rid for rid in self.ids])
 
     def metadata_json(self) -> list[str]:
+        """Each record's metadata as canonical JSON (see :func:`dump_json`)."""
+        if self.metadata_texts is not None and len(self.metadata_texts) == len(self.metadata):
+            return self.metadata_texts
         return [dump_json(m) for m in self.metadata]
 
     def norms(self) -> npt.NDArray[np.float64]:
@@ -180,9 +185,13 @@ def coerce_vectors(values: Sequence[object], dim: int, metric: Metric,
         for i, v in enumerate(values):
             _check_one_vector(v, dim, labels[i] if labels else f"vectors[{i}]")
         raise InvalidVector("vectors could not be read as one numeric matrix")  # pragma: no cover
-    wide = arr.astype(np.float64, copy=False)
-    with np.errstate(over="ignore"):  # overflow becomes inf, reported below
-        out = np.ascontiguousarray(wide, dtype=np.float32)
+    if arr.dtype == np.float32:
+        # No float64 round trip (nothing can overflow); a copy never aliases the caller's array.
+        out = np.array(arr, dtype=np.float32, order="C", copy=True if isinstance(values, np.ndarray) else None)
+    else:
+        wide = arr.astype(np.float64, copy=False)
+        with np.errstate(over="ignore"):  # overflow becomes inf, reported below
+            out = np.ascontiguousarray(wide, dtype=np.float32)
     bad = ~np.isfinite(out).all(axis=1)
     if bad.any():
         i = int(np.argmax(bad))
@@ -349,13 +358,19 @@ def _check_json(value: Any, label: str, depth: int = 0) -> None:
 
 
 def coerce_metadata(value: object, where: str) -> dict[str, Any]:
+    return coerce_metadata_text(value, where)[0]
+
+
+def coerce_metadata_text(value: object, where: str) -> tuple[dict[str, Any], str]:
+    """Validated metadata (a deep, JSON-normalised copy) and its canonical JSON text."""
     if value is None:
-        return {}
+        return {}, "{}"
     if not isinstance(value, Mapping):
         raise InvalidRecord(f"{where}: metadata must be a dict, got {type(value).__name__}")
     _check_json(value, f"{where}: metadata")
-    result: dict[str, Any] = json.loads(dump_json(value))
-    return result
+    text = dump_json(value)
+    result: dict[str, Any] = json.loads(text)
+    return result, text
 
 
 # -- batches -------------------------------------------------------------------
@@ -395,6 +410,7 @@ def prepare_batch(spec: CollectionSpec, records: Iterable[object], *,
     raw_vectors: list[object] = []
     fields: list[dict[str, Any]] = []
     metadata: list[dict[str, Any]] = []
+    texts: list[str] = []
     labels: list[str] = []
     seen: dict[RecordId, int] = {}
     dupes: list[RecordId] = []
@@ -416,7 +432,9 @@ def prepare_batch(spec: CollectionSpec, records: Iterable[object], *,
         raw_vectors.append(vector)
         labels.append(f"{label} vector")
         fields.append(_coerce_fields(spec, rfields, label))
-        metadata.append(coerce_metadata(rmeta, label))
+        meta, text = coerce_metadata_text(rmeta, label)
+        metadata.append(meta)
+        texts.append(text)
     if dupes:
         raise DuplicateId(
             f"ids {sorted(set(dupes), key=str)[:10]!r} appear more than once in this batch; "
@@ -426,13 +444,14 @@ def prepare_batch(spec: CollectionSpec, records: Iterable[object], *,
     present = np.array([v is not None for v in raw_vectors], dtype=bool)
     if present.all():
         return RecordBatch(spec=spec, ids=ids, vectors=coerce_vectors(raw_vectors, spec.dim, spec.metric, labels),
-                           fields=fields, metadata=metadata)
+                           fields=fields, metadata=metadata, metadata_texts=texts)
     vectors = np.zeros((len(raw_vectors), spec.dim), dtype=np.float32)
     if present.any():
         index = np.flatnonzero(present)
         vectors[index] = coerce_vectors([raw_vectors[i] for i in index], spec.dim, spec.metric,
                                         [labels[i] for i in index])
-    return RecordBatch(spec=spec, ids=ids, vectors=vectors, fields=fields, metadata=metadata, present=present)
+    return RecordBatch(spec=spec, ids=ids, vectors=vectors, fields=fields, metadata=metadata, present=present,
+                       metadata_texts=texts)
 
 
 def _coerce_fields(spec: CollectionSpec, raw: object, where: str) -> dict[str, Any]:
