@@ -200,18 +200,23 @@ def test_large_batches_go_through_binary_copy_and_keep_upsert_semantics(url: str
     run(go())
 
 
-def test_copy_encodes_every_field_type_like_the_row_path(url: str) -> None:
-    """The binary COPY path (pre-encoded vectors and metadata) stores exactly what row inserts store."""
+@pytest.mark.parametrize("arrays", [False, True], ids=["built-with-numpy", "write_row-for-arrays"])
+@pytest.mark.parametrize("nulls", [False, True], ids=["no-nulls", "nulls"])
+def test_copy_encodes_every_field_type_like_the_row_path(url: str, arrays: bool, nulls: bool) -> None:
+    """Binary COPY (data built for the whole batch, or write_row when there are array fields)
+    stores exactly what row inserts store: every field type, NULLs, records without a vector."""
     import datetime as dt
 
-    fields = {"t": "text", "i": "int", "f": "float", "b": "bool", "d": "date", "ts": "timestamp", "j": "json",
-              "ia": "int[]", "ta": "text[]"}
+    fields = {"t": "text", "i": "int", "f": "float", "b": "bool", "d": "date", "ts": "timestamp", "j": "json"}
+    if arrays:
+        fields |= {"ia": "int[]", "ta": "text[]"}
 
     def rec(i: int, prefix: str) -> dict[str, Any]:
-        return {"id": f"{prefix}{i:04d}", "vector": None if i % 7 == 0 else [i, -1.5, 1e-3, 2.0 ** -i],
-                "fields": {"t": f"é{i}", "i": -i, "f": i / 3, "b": i % 2 == 0, "d": dt.date(2020, 1, 1 + i % 28),
-                           "ts": dt.datetime(2021, 5, 1, 12, i % 60, tzinfo=dt.UTC), "j": {"k": [i, None]},
-                           "ia": [i, i + 1], "ta": ["a", f"{i}"]} if i % 5 else {},
+        values = {"t": f"é{i}", "i": -i * 10**12, "f": i / 3, "b": i % 2 == 0, "d": dt.date(1999, 1, 1 + i % 28),
+                  "ts": dt.datetime(1990 + i % 40, 5, 1, 12, i % 60, 7, i, tzinfo=dt.UTC), "j": {"k": [i, None]},
+                  "ia": [i, i + 1], "ta": ["a", f"{i}"]}
+        return {"id": f"{prefix}{i:04d}", "vector": None if nulls and i % 7 == 0 else [i, -1.5, 1e-3, 2.0 ** -i],
+                "fields": {k: v for k, v in values.items() if k in fields} if not (nulls and i % 5 == 0) else {},
                 "metadata": {"i": i, "s": "ü", "nested": {"x": [1.5, True]}}}
 
     async def go() -> None:

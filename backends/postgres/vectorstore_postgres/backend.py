@@ -80,7 +80,8 @@ CAPABILITIES = Capabilities(persistent=True, transactions=True, exact_search=Fal
 #: Extra rows fetched beyond k and re-ranked in float64: the server ranks with float32
 #: arithmetic, so near-ties around the k-th place can come back in the wrong order.
 RERANK_MARGIN = 8
-JSONB_OID = 3802
+#: Bytes per write of pre-built COPY data.
+COPY_CHUNK = 1 << 20
 #: The search settings every pooled connection starts with: (ef_search, max_scan_tuples).
 SEARCH_DEFAULTS = (40, 20_000)
 #: Seconds a collection's row estimate is trusted before a search reads it again. A collection
@@ -474,30 +475,21 @@ class PostgresBackend:
         return inserted
 
     async def _copy(self, cur: psycopg.AsyncCursor[Any], statement: str, q: CollectionSQL, batch: RecordBatch) -> None:
-        """COPY every row of the batch: in binary with pre-encoded vector and metadata columns
-        (see copyrows), or, for a text-format dialect, row by row through its adapters."""
+        """COPY every row of the batch: binary data built for the whole batch (see copyrows), or
+        row by row through psycopg's adapters (text-format dialects, array fields)."""
         async with cur.copy(statement) as copy:
             if self.dialect.copy_format != "binary":
                 for i in range(len(batch)):
                     await copy.write_row(self._row(q.spec, batch, i))
                 return
-            info = self.setup.vector_info
-            assert info is not None  # binary COPY is pgvector's, whose type the setup found
-            copyrows.register_passthrough(cur, [info.oid, JSONB_OID])
-            copy.set_types(q.copy_types(self.dialect.type_name))
-            vectors = copyrows.vectors(batch)
-            metadata = copyrows.jsonb(batch.metadata_json())
-            kinds = list(q.spec.fields.items())
-            for i, rid in enumerate(batch.ids):
-                fields = batch.fields[i]
-                row: list[Any] = [rid, vectors[i]]
-                for name, kind in kinds:
-                    value = fields.get(name)
-                    # (jsonb columns all take the pass-through dumper: encode JSON fields too)
-                    row.append(copyrows.jsonb([dump_json(value)])[0] if kind is FieldType.JSON and value is not None
-                               else value)
-                row.append(metadata[i])
-                await copy.write_row(row)
+            data = copyrows.encode(batch)
+            if data is not None:
+                for start in range(0, len(data), COPY_CHUNK):
+                    await copy.write(data[start:start + COPY_CHUNK])
+                return
+            copy.set_types(q.copy_types(self.dialect.type_name))  # (array fields: psycopg's dumpers)
+            for i in range(len(batch)):
+                await copy.write_row(self._row(q.spec, batch, i))
 
     async def _build_index(self, cur: psycopg.AsyncCursor[Any], q: CollectionSQL, rows: int, *,
                            if_not_exists: bool = False) -> None:

@@ -1,62 +1,125 @@
-"""Rows for binary COPY with the heavy columns encoded in bulk.
+"""Binary COPY data for a whole batch, built column by column with NumPy.
 
-psycopg formats binary COPY rows in C, but calls a Python dumper per value for
-types it does not know natively: pgvector's (a ``Vector`` object, a byte-order
-conversion and a ``struct.pack`` per row) and jsonb (a JSON dump per row). Here the
-whole vector column is converted to PostgreSQL's binary ``vector`` format in one
-NumPy operation, and metadata to binary jsonb from the batch's canonical JSON; each
-value reaches COPY as :class:`Encoded` bytes that a pass-through dumper (registered
-on the COPY's cursor for that type's OID) hands over unchanged.
+PostgreSQL's binary COPY format is, per row, a 16-bit field count and then each field as
+a 32-bit length (-1 for NULL) followed by its bytes in the type's binary format. Fixed-width
+columns without NULLs (int ids, vectors, int / float / bool / date / timestamp fields) are
+encoded for every row at once with NumPy; variable-width ones (text, JSON, metadata) and
+columns with NULLs as one ``bytes`` per row; each row is then one ``b"".join``. psycopg's
+``write_row`` would instead call a Python dumper per value -- pgvector's builds a ``Vector``
+and packs it with ``struct`` for every row. Array fields have no encoder here:
+:func:`encode` returns None and the caller falls back to ``write_row``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import struct
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from psycopg import AsyncCursor
-from psycopg.adapt import Dumper
-from psycopg.pq import Format
+import numpy.typing as npt
 
-from vectorstore.records import RecordBatch
+from vectorstore.records import RecordBatch, dump_json
+from vectorstore.schema import FieldType, IdType
+
+SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+TRAILER = b"\xff\xff"
+NULL = b"\xff\xff\xff\xff"
+PG_EPOCH_DATE = dt.date(2000, 1, 1)
+PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+ONE_MICROSECOND = dt.timedelta(microseconds=1)
+
+#: A column: a ``(n, 4 + width)`` uint8 matrix (fixed width, no NULL) or one bytes per row.
+Column = npt.NDArray[np.uint8] | list[bytes]
+
+#: Fixed-width field types: (NumPy dtype, struct format, conversion to the wire value).
+_FIXED: dict[FieldType, tuple[str, str, Callable[[Any], Any]]] = {
+    FieldType.INT: (">i8", ">q", int),
+    FieldType.FLOAT: (">f8", ">d", float),
+    FieldType.BOOL: ("?", ">?", bool),
+    FieldType.DATE: (">i4", ">i", lambda d: (d - PG_EPOCH_DATE).days),
+    FieldType.TIMESTAMP: (">i8", ">q", lambda t: (t - PG_EPOCH) // ONE_MICROSECOND),
+}
 
 
-class Encoded(bytes):
-    """A value already in PostgreSQL's binary wire format."""
-
-
-def register_passthrough(cur: AsyncCursor[Any], oids: list[int]) -> None:
-    """Make COPY on ``cur`` send :class:`Encoded` values of these types as they are."""
-    for oid in oids:
-        dumper = type(f"Passthrough{oid}", (_Passthrough,), {"oid": oid})
-        cur.adapters.register_dumper(Encoded, dumper)
-
-
-class _Passthrough(Dumper):
-    format = Format.BINARY
-
-    def dump(self, obj: Any) -> bytes:
-        return bytes(obj) if not isinstance(obj, bytes) else obj
-
-
-def vectors(batch: RecordBatch) -> list[Encoded | None]:
-    """pgvector's binary format of every row: int16 dim, int16 0, dim big-endian float32;
-    None for a record without a vector."""
-    n, dim = batch.vectors.shape
-    buf = np.empty((n, 4 + 4 * dim), dtype=np.uint8)
-    buf[:, 0:2] = np.frombuffer(np.array([dim], dtype=">u2").tobytes(), dtype=np.uint8)
-    buf[:, 2:4] = 0
-    buf[:, 4:] = np.ascontiguousarray(batch.vectors, dtype=">f4").view(np.uint8).reshape(n, 4 * dim)
-    raw = buf.tobytes()
-    width = 4 + 4 * dim
-    out: list[Encoded | None] = [Encoded(raw[i * width:(i + 1) * width]) for i in range(n)]
-    if not batch.all_vectors:
-        assert batch.present is not None
-        for i in np.flatnonzero(~batch.present).tolist():
-            out[i] = None
+def _fixed(values: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
+    """Length-prefixed big-endian values, one row each."""
+    n, width = len(values), values.dtype.itemsize
+    out = np.empty((n, 4 + width), dtype=np.uint8)
+    out[:, :4] = np.frombuffer(struct.pack(">i", width), dtype=np.uint8)
+    out[:, 4:] = values.view(np.uint8).reshape(n, width)
     return out
 
 
-def jsonb(texts: list[str]) -> list[Encoded]:
-    """Binary jsonb: a version byte (1), then the JSON text."""
-    return [Encoded(b"\x01" + text.encode("utf-8")) for text in texts]
+def _variable(payloads: list[bytes | None]) -> list[bytes]:
+    return [NULL if p is None else struct.pack(">i", len(p)) + p for p in payloads]
+
+
+def _jsonb(text: str) -> bytes:
+    return b"\x01" + text.encode("utf-8")
+
+
+def _field(kind: FieldType, values: list[Any]) -> Column | None:
+    if kind in _FIXED:
+        dtype, fmt, convert = _FIXED[kind]
+        if all(v is not None for v in values):
+            return _fixed(np.array([convert(v) for v in values], dtype=dtype))
+        one = struct.Struct(fmt).pack
+        return _variable([None if v is None else one(convert(v)) for v in values])
+    if kind is FieldType.TEXT:
+        return _variable([None if v is None else v.encode("utf-8") for v in values])
+    if kind is FieldType.JSON:
+        return _variable([None if v is None else _jsonb(dump_json(v)) for v in values])
+    return None  # arrays: the caller uses write_row
+
+
+def _vectors(batch: RecordBatch) -> Column:
+    """pgvector's binary format: int16 dim, int16 0, dim big-endian float32."""
+    n, dim = batch.vectors.shape
+    out = np.empty((n, 8 + 4 * dim), dtype=np.uint8)
+    out[:, :4] = np.frombuffer(struct.pack(">i", 4 + 4 * dim), dtype=np.uint8)
+    out[:, 4:8] = np.frombuffer(struct.pack(">hh", dim, 0), dtype=np.uint8)
+    out[:, 8:] = np.ascontiguousarray(batch.vectors, dtype=">f4").view(np.uint8).reshape(n, 4 * dim)
+    if batch.all_vectors:
+        return out
+    assert batch.present is not None
+    rows = [row.tobytes() for row in out]
+    return [rows[i] if has else NULL for i, has in enumerate(batch.present.tolist())]
+
+
+def encode(batch: RecordBatch) -> bytes | None:
+    """The whole batch as binary COPY data (signature and trailer included) for the columns
+    ``id, vector, fields..., metadata``, or None when a field type has no encoder here."""
+    spec = batch.spec
+    n = len(batch)
+    ncols = 3 + len(spec.fields)
+    columns: list[Column] = [np.frombuffer(struct.pack(">h", ncols) * n, dtype=np.uint8).reshape(n, 2)]
+    if spec.id_type is IdType.INT:
+        columns.append(_fixed(np.array(batch.ids, dtype=">i8")))
+    else:
+        columns.append(_variable([str(rid).encode("utf-8") for rid in batch.ids]))
+    columns.append(_vectors(batch))
+    for name, kind in spec.fields.items():
+        column = _field(kind, [f.get(name) for f in batch.fields])
+        if column is None:
+            return None
+        columns.append(column)
+    columns.append(_variable([_jsonb(text) for text in batch.metadata_json()]))
+    # Adjacent fixed-width columns become one block, sliced once per row.
+    runs: list[list[Column]] = []
+    for column in columns:
+        if isinstance(column, np.ndarray) and runs and isinstance(runs[-1][0], np.ndarray):
+            runs[-1].append(column)
+        else:
+            runs.append([column])
+    merged: list[Column] = [run[0] if len(run) == 1 else np.concatenate(run, axis=1) for run in runs]
+    per_row: list[list[bytes]] = []
+    for column in merged:
+        if isinstance(column, np.ndarray):
+            width = column.shape[1]
+            flat = column.tobytes()
+            per_row.append([flat[i * width:(i + 1) * width] for i in range(n)])
+        else:
+            per_row.append(column)
+    return SIGNATURE + b"".join(map(b"".join, zip(*per_row, strict=True))) + TRAILER
