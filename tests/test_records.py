@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import vectorstore as vs
+from vectorstore.errors import InvalidRecord
 from vectorstore.records import coerce_vectors, prepare_batch
 from vectorstore.schema import CollectionSpec, Metric
 
@@ -63,3 +64,36 @@ def test_metadata_is_copied_not_aliased() -> None:
     batch = prepare_batch(SPEC, [{"id": "a", "vector": [1, 2, 3], "metadata": meta}])
     meta["a"].append(2)
     assert batch.metadata[0] == {"a": [1]}
+
+
+def _nested(depth: int) -> dict[str, object]:
+    root: dict[str, object] = {}
+    node = root
+    for _ in range(depth):
+        child: dict[str, object] = {}
+        node["k"] = child
+        node = child
+    return root
+
+
+@pytest.mark.parametrize("bad", [{1: "a"}, {True: 1}, {"a": float("nan")}, {"a": "x\x00y"}, {"a": 2**70},
+                                 {"a": -(2**63) - 1}, {"a": "\ud800"}, {"a": object()}, {"a": {"b": [1.5, 2**64]}},
+                                 _nested(70)],
+                         ids=["int-key", "bool-key", "nan", "nul", "big-int", "small-int", "surrogate", "object",
+                              "nested-big-int", "too-deep"])
+def test_metadata_fast_path_rejects_what_the_precise_check_rejects(bad: dict[object, object]) -> None:
+    from vectorstore.records import coerce_metadata_text
+
+    with pytest.raises(InvalidRecord):
+        coerce_metadata_text(bad, "records[0]")
+
+
+def test_metadata_text_is_canonical_and_kept_for_the_backends() -> None:
+    from vectorstore.records import coerce_metadata_text
+
+    value, text = coerce_metadata_text({"b": (1, 2), "a": 9223372036854775807, "c": "\\u0000 é"}, "r")
+    assert value == {"a": 9223372036854775807, "b": [1, 2], "c": "\\u0000 é"}
+    assert text == '{"a":9223372036854775807,"b":[1,2],"c":"\\\\u0000 é"}'
+    spec = CollectionSpec(name="c", dim=2)
+    batch = prepare_batch(spec, [{"id": "x", "vector": [1, 0], "metadata": {"z": 1, "a": [True]}}])
+    assert batch.metadata_json() == ['{"a":[true],"z":1}'] and batch.metadata == [{"z": 1, "a": [True]}]

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import math
 import numbers
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -367,10 +368,33 @@ def coerce_metadata_text(value: object, where: str) -> tuple[dict[str, Any], str
         return {}, "{}"
     if not isinstance(value, Mapping):
         raise InvalidRecord(f"{where}: metadata must be a dict, got {type(value).__name__}")
-    _check_json(value, f"{where}: metadata")
-    text = dump_json(value)
+    # Fast path, all in C: serialise, parse back, compare. Anything the JSON text cannot show
+    # to be fine (a non-str key reads back different, NaN or an unknown type fails to dump, a
+    # NUL, a possibly too large int, deep nesting, a lone surrogate) takes the precise check.
+    try:
+        text: str | None = dump_json(value)
+    except (TypeError, ValueError, RecursionError):
+        text = None
+    if (text is None or "\\u0000" in text or _LONG_DIGITS.search(text) is not None
+            or text.count("{") + text.count("[") > 64 or not _encodes(text)):
+        _check_json(value, f"{where}: metadata")  # raises, naming the culprit, or passes
+        text = dump_json(value)
     result: dict[str, Any] = json.loads(text)
+    if result != value:
+        _check_json(value, f"{where}: metadata")  # (tuples read back as lists: fine)
     return result, text
+
+
+#: 19 or more digits in a row: maybe an int beyond 64 bits.
+_LONG_DIGITS = re.compile(r"[0-9]{19,}")
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # -- batches -------------------------------------------------------------------
