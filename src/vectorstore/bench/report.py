@@ -331,11 +331,13 @@ def write_chart(results: dict[str, Any], path: Path) -> Path | None:
         ax.set_xlabel("recall@10")
         ax.set_ylabel("p50 latency (ms)")
         plotted = False
+        recalls: list[float] = []
         for side_name in SIDES:
             xs, ys, labels = _curve(_get(case, "sides", side_name))
             if not xs:
                 continue
             plotted = True
+            recalls += xs
             ax.plot(xs, ys, marker=_MARKERS[side_name], color=_COLOURS[side_name], label=side_name,
                     linewidth=1.5, markersize=5)
             for x, y, label in zip(xs, ys, labels, strict=True):
@@ -348,6 +350,10 @@ def write_chart(results: dict[str, Any], path: Path) -> Path | None:
             ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
             ax.yaxis.set_minor_formatter(FuncFormatter(lambda _v, _pos: ""))
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+            # At least 0.05 of recall wide, never past 1, and plain tick labels (no "+1" offset).
+            low = min(min(recalls) - 0.01, 0.95)
+            ax.set_xlim(low, 1.0 + (1.0 - low) * 0.05)
+            ax.ticklabel_format(axis="x", useOffset=False)
             ax.legend(fontsize=8)
             ax.grid(True, which="both", alpha=0.3)
         else:
