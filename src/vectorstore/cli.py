@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from vectorstore import registry
@@ -130,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                batch_size=args.batch_size, console=console)
         return _plugins(console)
     except VectorStoreError as exc:
-        console.print(f"[red]error[/red]: {exc}")
+        console.print(f"[red]error[/red]: {escape(str(exc))}")
         return 2
 
 

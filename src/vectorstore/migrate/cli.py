@@ -19,6 +19,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from vectorstore.errors import VectorStoreError
@@ -193,8 +194,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[red]failed[/red]: {exc}")
         return 1
     except (SourceError, FileNotFoundError) as exc:
-        console.print(f"[red]error[/red]: {exc}")
+        console.print(f"[red]error[/red]: {escape(str(exc))}")
         return 2
     except VectorStoreError as exc:
-        console.print(f"[red]error[/red]: {exc}")
+        console.print(f"[red]error[/red]: {escape(str(exc))}")
         return 2
