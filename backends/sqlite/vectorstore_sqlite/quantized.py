@@ -1,8 +1,9 @@
 """Approximate k-NN for large SQLite collections: quantized codes in memory, exact re-rank.
 
 sqlite-vec's ``vec0`` KNN is a brute-force float32 scan: at 100,000 x 768 it reads
-300 MB per query. Above ``exact_search_below`` vectors, an unfiltered cosine or l2
-search instead runs three stages:
+300 MB per query. From ``exact_search_below`` vectors up, a cosine or l2 search
+outside a transaction instead runs three stages (with a filter, stages 1 and 2 only
+consider the records it matches, whose keys a covering index gives):
 
 1. **bits** -- every vector's sign bits (``dim / 8`` bytes), compared with the query's
    by Hamming distance in NumPy: the ``candidates`` nearest survive (50 x ``ef_search``);
