@@ -477,17 +477,15 @@ class PostgresBackend:
     async def _copy(self, cur: psycopg.AsyncCursor[Any], statement: str, q: CollectionSQL, batch: RecordBatch) -> None:
         """COPY every row of the batch: binary data built for the whole batch (see copyrows), or
         row by row through psycopg's adapters (text-format dialects, array fields)."""
+        binary = self.dialect.copy_format == "binary"
         async with cur.copy(statement) as copy:
-            if self.dialect.copy_format != "binary":
-                for i in range(len(batch)):
-                    await copy.write_row(self._row(q.spec, batch, i))
-                return
-            data = copyrows.encode(batch)
+            data = copyrows.encode(batch) if binary else None
             if data is not None:
                 for start in range(0, len(data), COPY_CHUNK):
                     await copy.write(data[start:start + COPY_CHUNK])
                 return
-            copy.set_types(q.copy_types(self.dialect.type_name))  # (array fields: psycopg's dumpers)
+            if binary:
+                copy.set_types(q.copy_types(self.dialect.type_name))  # (array fields: psycopg's dumpers)
             for i in range(len(batch)):
                 await copy.write_row(self._row(q.spec, batch, i))
 
