@@ -97,3 +97,84 @@ def test_metadata_text_is_canonical_and_kept_for_the_backends() -> None:
     spec = CollectionSpec(name="c", dim=2)
     batch = prepare_batch(spec, [{"id": "x", "vector": [1, 0], "metadata": {"z": 1, "a": [True]}}])
     assert batch.metadata_json() == ['{"a":[true],"z":1}'] and batch.metadata == [{"z": 1, "a": [True]}]
+
+
+# -- the per-record fast path agrees with the precise path ----------------------
+
+FAST_SPEC = CollectionSpec(name="c", dim=2, id_type="int", fields={"t": "text", "i": "int", "f": "float", "b": "bool"})
+TEXT_SPEC = CollectionSpec(name="c", dim=2, fields={"t": "text"})
+
+
+class _Slow(dict):  # type: ignore[type-arg]
+    """A dict subclass: prepare_batch sends it down the precise path."""
+
+
+def _both(spec: CollectionSpec, record: dict[str, object]) -> tuple[object, object]:
+    """prepare_batch's result (or the error it raised) for the record as a plain dict (fast
+    path) and as a dict subclass (precise path)."""
+    out = []
+    for item in (record, _Slow(record)):
+        try:
+            batch = prepare_batch(spec, [item])
+            out.append((batch.ids, batch.vectors.tolist(), batch.fields, batch.metadata, batch.metadata_texts))
+        except vs.VectorStoreError as exc:
+            out.append((type(exc), str(exc)))
+    return out[0], out[1]
+
+
+@pytest.mark.parametrize("record", [
+    {"id": 1, "vector": [1, 0], "fields": {"t": "é", "i": -5, "f": 0.5, "b": False}, "metadata": {"z": 1, "a": "x"}},
+    {"id": 2, "vector": [1, 0], "fields": {"i": 2**63 - 1}, "metadata": {"n": None, "f": -0.0, "b": True}},
+    {"id": 3, "vector": [1, 0], "fields": {"f": 7, "b": np.bool_(True)}, "metadata": {"a": [1, {"b": 2}]}},
+    {"id": 4, "vector": None},
+    {"id": 5, "vector": [1, 0], "fields": None, "metadata": None},
+], ids=["plain", "edges", "converted", "no-vector", "nones"])
+def test_fast_path_accepts_like_the_precise_path(record: dict[str, object]) -> None:
+    fast, precise = _both(FAST_SPEC, record)
+    assert fast == precise and not isinstance(fast[0], type)
+
+
+@pytest.mark.parametrize("record", [
+    {"id": True, "vector": [1, 0]},
+    {"id": 2**63, "vector": [1, 0]},
+    {"id": 1, "vector": [1, 0], "fields": {"i": True}},
+    {"id": 1, "vector": [1, 0], "fields": {"i": 2**63}},
+    {"id": 1, "vector": [1, 0], "fields": {"i": 1.0}},
+    {"id": 1, "vector": [1, 0], "fields": {"t": "a\x00b"}},
+    {"id": 1, "vector": [1, 0], "fields": {"t": "\ud800"}},
+    {"id": 1, "vector": [1, 0], "fields": {"t": 3}},
+    {"id": 1, "vector": [1, 0], "fields": {"f": float("inf")}},
+    {"id": 1, "vector": [1, 0], "fields": {"b": 1}},
+    {"id": 1, "vector": [1, 0], "fields": {"nope": 1}},
+    {"id": 1, "vector": [1, 0], "fields": ["t"]},
+    {"id": 1, "vector": [1, 0], "extra": 1},
+    {"id": 1},
+    {"id": 1, "vector": [1, 0], "metadata": {"a": float("nan")}},
+    {"id": 1, "vector": [1, 0], "metadata": {"a": "x\x00"}},
+    {"id": 1, "vector": [1, 0], "metadata": {"a": "\udfff"}},
+    {"id": 1, "vector": [1, 0], "metadata": {"a": 2**64}},
+    {"id": 1, "vector": [1, 0], "metadata": {1: "a"}},
+    {"id": 1, "vector": [1, 0], "metadata": ["a"]},
+    {"id": 1, "vector": [0, 0]},
+    {"id": 1, "vector": [1, float("nan")]},
+    {"id": 1, "vector": [True, False]},
+], ids=lambda r: repr(r)[:60])
+def test_fast_path_refuses_like_the_precise_path(record: dict[str, object]) -> None:
+    fast, precise = _both(FAST_SPEC, record)
+    assert fast == precise and isinstance(fast[0], type)
+
+
+@pytest.mark.parametrize("rid", ["", "x" * 513, "a\x00", "\ud800", 5, None])
+def test_fast_path_text_ids(rid: object) -> None:
+    fast, precise = _both(TEXT_SPEC, {"id": rid, "vector": [1, 0]})
+    if rid is None:  # a generated UUID each time: compare the shape only
+        assert isinstance(fast[0][0], str) and len(fast[0][0]) == 32 and len(precise[0][0]) == 32
+    else:
+        assert fast == precise and isinstance(fast[0], type)
+
+
+def test_fast_path_metadata_is_a_copy() -> None:
+    meta = {"a": 1}
+    batch = prepare_batch(FAST_SPEC, [{"id": 1, "vector": [1, 0], "metadata": meta}])
+    meta["a"] = 2
+    assert batch.metadata == [{"a": 1}] and batch.metadata_texts == ['{"a":1}']

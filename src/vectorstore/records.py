@@ -110,10 +110,13 @@ class RecordBatch:
         return result
 
 
+#: One encoder for every call (json.dumps with options builds a new one each time).
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+
 def dump_json(value: Any) -> str:
     """Canonical JSON text used by every backend (sorted keys, no NaN)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False,
-                      ensure_ascii=False)
+    return _ENCODER.encode(value)
 
 
 # -- ids -----------------------------------------------------------------------
@@ -426,6 +429,11 @@ def prepare_batch(spec: CollectionSpec, records: Iterable[object], *,
 
     With ``allocate=True``, records of an int-id collection may omit the id: their ``ids``
     entry is ``None`` until :meth:`RecordBatch.with_allocated_ids` fills it.
+
+    Each record first takes a fast path (exact types that need no conversion: a plain int
+    or str id, field values already of their declared type, flat metadata of str keys and
+    JSON scalars); anything else takes the precise path, which converts what it may and
+    names the culprit of what it must refuse. Both accept and refuse the same records.
     """
     if isinstance(records, (Record, Mapping)):
         raise InvalidRecord("pass a list of records, not a single record; wrap it in a list")
@@ -435,28 +443,23 @@ def prepare_batch(spec: CollectionSpec, records: Iterable[object], *,
     fields: list[dict[str, Any]] = []
     metadata: list[dict[str, Any]] = []
     texts: list[str] = []
-    labels: list[str] = []
-    seen: dict[RecordId, int] = {}
+    seen: set[RecordId] = set()
     dupes: list[RecordId] = []
+    checks = [(name, _FIELD_FAST.get(kind)) for name, kind in spec.fields.items()]
+    names = frozenset(spec.fields)
+    text_ids = spec.id_type is IdType.TEXT
     for i, item in enumerate(items):
-        rid, vector, rfields, rmeta = _unpack(item, i)
-        where = f"records[{i}]"
-        if rid is None and spec.id_type is IdType.INT:
-            if not allocate:
-                raise InvalidRecord(f"{where} has no id; pass an int id, or use insert()/upsert() on the "
-                                    "collection, which allocate ids")
-            ids.append(None)  # type: ignore[arg-type]  # filled by with_allocated_ids
-        else:
-            rid = check_id(uuid.uuid4().hex if rid is None else rid, spec.id_type, where)
+        record = _fast_record(item, checks, names, text_ids)
+        if record is None:
+            record = _precise_record(spec, item, i, allocate)
+        rid, vector, rfields, meta, text = record
+        if rid is not None:
             if rid in seen:
                 dupes.append(rid)
-            seen[rid] = i
-            ids.append(rid)
-        label = f"{where} (id {ids[-1]!r})" if ids[-1] is not None else f"{where} (new id)"
+            seen.add(rid)
+        ids.append(rid)  # type: ignore[arg-type]  # None: filled by with_allocated_ids
         raw_vectors.append(vector)
-        labels.append(f"{label} vector")
-        fields.append(_coerce_fields(spec, rfields, label))
-        meta, text = coerce_metadata_text(rmeta, label)
+        fields.append(rfields)
         metadata.append(meta)
         texts.append(text)
     if dupes:
@@ -465,6 +468,7 @@ def prepare_batch(spec: CollectionSpec, records: Iterable[object], *,
             "each id may appear once per call",
             ids=dupes,
         )
+    labels = _VectorLabels(ids)
     present = np.array([v is not None for v in raw_vectors], dtype=bool)
     if present.all():
         return RecordBatch(spec=spec, ids=ids, vectors=coerce_vectors(raw_vectors, spec.dim, spec.metric, labels),
@@ -476,6 +480,96 @@ def prepare_batch(spec: CollectionSpec, records: Iterable[object], *,
                                         [labels[i] for i in index])
     return RecordBatch(spec=spec, ids=ids, vectors=vectors, fields=fields, metadata=metadata, present=present,
                        metadata_texts=texts)
+
+
+_Prepared = tuple[RecordId | None, object, dict[str, Any], dict[str, Any], str]
+
+
+def _label(index: int, rid: RecordId | None) -> str:
+    return f"records[{index}] (id {rid!r})" if rid is not None else f"records[{index}] (new id)"
+
+
+class _VectorLabels(Sequence[str]):
+    """``records[i] (id ...) vector`` for the i-th record, built only when an error needs it."""
+
+    def __init__(self, ids: Sequence[RecordId | None]) -> None:
+        self._ids = ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return f"{_label(i, self._ids[i])} vector"
+
+
+def _precise_record(spec: CollectionSpec, item: object, i: int, allocate: bool) -> _Prepared:
+    rid, vector, rfields, rmeta = _unpack(item, i)
+    where = f"records[{i}]"
+    if rid is None and spec.id_type is IdType.INT:
+        if not allocate:
+            raise InvalidRecord(f"{where} has no id; pass an int id, or use insert()/upsert() on the "
+                                "collection, which allocate ids")
+    else:
+        rid = check_id(uuid.uuid4().hex if rid is None else rid, spec.id_type, where)
+    label = _label(i, rid)
+    meta, text = coerce_metadata_text(rmeta, label)
+    return rid, vector, _coerce_fields(spec, rfields, label), meta, text
+
+
+def _fast_text(value: str) -> bool:
+    return "\x00" not in value and (value.isascii() or _encodes(value))
+
+
+def _fast_int(value: object) -> bool:
+    return type(value) is int and INT64_MIN <= value <= INT64_MAX
+
+
+_FIELD_FAST: dict[FieldType, Any] = {
+    FieldType.TEXT: lambda v: type(v) is str and _fast_text(v),
+    FieldType.INT: _fast_int,
+    FieldType.FLOAT: lambda v: type(v) is float and math.isfinite(v),
+    FieldType.BOOL: lambda v: type(v) is bool,
+}
+_RECORD_KEYS = frozenset(("id", "vector", "fields", "metadata"))
+_JSON_SCALARS = frozenset((str, int, float, bool, type(None)))
+_STR = frozenset((str,))
+
+
+def _fast_record(item: object, checks: list[tuple[str, Any]], names: frozenset[str],
+                 text_ids: bool) -> _Prepared | None:
+    """A dict record whose values need no conversion, validated; None sends it to the precise path."""
+    if type(item) is not dict or not item.keys() <= _RECORD_KEYS or "vector" not in item:
+        return None
+    rid = item.get("id")
+    if not (_fast_int(rid) if not text_ids else
+            type(rid) is str and 0 < len(rid) <= MAX_TEXT_ID_LENGTH and _fast_text(rid)):
+        return None
+    raw_fields = item.get("fields")
+    if raw_fields is None:
+        raw_fields = {}
+    elif type(raw_fields) is not dict or not raw_fields.keys() <= names:
+        return None
+    rfields: dict[str, Any] = {}
+    for name, check in checks:
+        value = raw_fields.get(name)
+        if value is not None and (check is None or not check(value)):
+            return None
+        rfields[name] = value
+    meta = item.get("metadata")
+    if meta is None:
+        return rid, item["vector"], rfields, {}, "{}"
+    if type(meta) is not dict or not _STR.issuperset(map(type, meta)) or not _JSON_SCALARS.issuperset(
+            map(type, meta.values())):
+        return None
+    try:
+        text = dump_json(meta)
+    except ValueError:  # NaN or infinity
+        return None
+    if "\\u0000" in text or _LONG_DIGITS.search(text) is not None or not _encodes(text):
+        return None
+    return rid, item["vector"], rfields, dict(meta), text
 
 
 def _coerce_fields(spec: CollectionSpec, raw: object, where: str) -> dict[str, Any]:

@@ -194,10 +194,35 @@ def test_large_batches_go_through_binary_copy_and_keep_upsert_semantics(url: str
         tracer.clear()
         await col.insert(fresh)  # no id exists yet: straight into the table, no staging table
         assert 'COPY "' in tracer.text() and "vs_stage" not in tracer.text()
+        assert "BETWEEN" in tracer.text() and "ANY(" not in tracer.text()  # the range probe sufficed
         assert await col.count() == 1800
+        # Ids inside the existing range, none of them taken: the exact check, then still straight in.
+        inside = [{**r, "id": f"r{400 + i:06d}x"} for i, r in enumerate(_records(600, 8, seed=2))]
+        tracer.clear()
+        await col.insert(inside)
+        assert "ANY(" in tracer.text() and "vs_stage" not in tracer.text()
+        assert await col.count() == 2400
+        assert (await col.get(["r000999x"]))[0].metadata == {"i": 599}
         await store.aclose()
 
     run(go())
+
+
+def test_copy_data_built_in_parts_is_the_same_data() -> None:
+    """copyrows.encode yields the batch a part at a time (the server inserts one part while the
+    next is built); the parts join to exactly the data of one part, NULLs and all."""
+    from vectorstore.records import prepare_batch
+    from vectorstore.schema import CollectionSpec
+    from vectorstore_postgres import copyrows
+
+    spec = CollectionSpec(name="c", dim=3, fields={"t": "text", "i": "int"})
+    batch = prepare_batch(spec, [{"id": f"r{i}", "vector": [i + 1, 0, 1] if i % 3 else None,
+                                  "fields": {"t": "x" if i % 2 else None, "i": i}} for i in range(10)])
+    whole = list(copyrows.encode(batch, part_rows=100))
+    parts = list(copyrows.encode(batch, part_rows=3))
+    assert (len(whole), len(parts)) == (3, 6)  # signature, the rows in 1 or 4 parts, trailer
+    assert b"".join(parts) == b"".join(whole)
+    assert whole[0] == copyrows.SIGNATURE and whole[-1] == copyrows.TRAILER
 
 
 @pytest.mark.parametrize("arrays", [False, True], ids=["built-with-numpy", "write_row-for-arrays"])

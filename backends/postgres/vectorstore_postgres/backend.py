@@ -81,7 +81,6 @@ CAPABILITIES = Capabilities(persistent=True, transactions=True, exact_search=Fal
 #: arithmetic, so near-ties around the k-th place can come back in the wrong order.
 RERANK_MARGIN = 8
 #: Bytes per write of pre-built COPY data.
-COPY_CHUNK = 1 << 20
 #: The search settings every pooled connection starts with: (ef_search, max_scan_tuples).
 SEARCH_DEFAULTS = (40, 20_000)
 #: Seconds a collection's row estimate is trusted before a search reads it again. A collection
@@ -446,8 +445,7 @@ class PostgresBackend:
                 await cur.execute(q.drop_index())
             # The fast path: none of the ids exists yet, so COPY goes straight into the table
             # (in a savepoint: a concurrent writer may still take an id first).
-            cur = await cur.execute(q.any_id_exists(), [batch.ids])
-            direct = not (await cur.fetchone() or (True,))[0]
+            direct = not await self._any_id_exists(cur, q, batch.ids)
             if direct:
                 try:
                     async with conn.transaction():
@@ -474,15 +472,25 @@ class PostgresBackend:
                   f", index rebuild {clock[3] - clock[2]:.2f}s" if rebuild else "")
         return inserted
 
+    async def _any_id_exists(self, cur: psycopg.AsyncCursor[Any], q: CollectionSQL, ids: list[RecordId]) -> bool:
+        """Whether one of ``ids`` is in the table: first one probe for the range the ids span
+        (nothing there: an initial load, or ids appended after the existing ones), then, only
+        if something is, the exact check."""
+        for statement, params in ((q.any_id_between(), [min(ids), max(ids)]), (q.any_id_exists(), [ids])):
+            await cur.execute(statement, params, prepare=False)  # once per bulk write: not worth preparing
+            row = await cur.fetchone()
+            if row is not None and not row[0]:
+                return False
+        return True
+
     async def _copy(self, cur: psycopg.AsyncCursor[Any], statement: str, q: CollectionSQL, batch: RecordBatch) -> None:
         """COPY every row of the batch: binary data built for the whole batch (see copyrows), or
         row by row through psycopg's adapters (text-format dialects, array fields)."""
         binary = self.dialect.copy_format == "binary"
         async with cur.copy(statement) as copy:
-            data = copyrows.encode(batch) if binary else None
-            if data is not None:
-                for start in range(0, len(data), COPY_CHUNK):
-                    await copy.write(data[start:start + COPY_CHUNK])
+            if binary and copyrows.can_encode(q.spec):
+                for part in copyrows.encode(batch):
+                    await copy.write(part)
                 return
             if binary:
                 copy.set_types(q.copy_types(self.dialect.type_name))  # (array fields: psycopg's dumpers)

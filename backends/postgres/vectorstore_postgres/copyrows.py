@@ -6,22 +6,28 @@ columns without NULLs (int ids, vectors, int / float / bool / date / timestamp f
 encoded for every row at once with NumPy; variable-width ones (text, JSON, metadata) and
 columns with NULLs as one ``bytes`` per row; each row is then one ``b"".join``. psycopg's
 ``write_row`` would instead call a Python dumper per value -- pgvector's builds a ``Vector``
-and packs it with ``struct`` for every row. Array fields have no encoder here:
-:func:`encode` returns None and the caller falls back to ``write_row``.
+and packs it with ``struct`` for every row. Array fields have no encoder here
+(:func:`can_encode` says so; the caller falls back to ``write_row``).
+
+:func:`encode` yields the data a few thousand rows at a time, so the server inserts one
+part while the next is being built.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from vectorstore.records import RecordBatch, dump_json
-from vectorstore.schema import FieldType, IdType
+from vectorstore.schema import CollectionSpec, FieldType, IdType
+
+#: Rows per part yielded by :func:`encode` (~3 MB of 384-d rows).
+PART_ROWS = 2000
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
@@ -60,7 +66,12 @@ def _jsonb(text: str) -> bytes:
     return b"\x01" + text.encode("utf-8")
 
 
-def _field(kind: FieldType, values: list[Any]) -> Column | None:
+def can_encode(spec: CollectionSpec) -> bool:
+    """Whether :func:`encode` can build every column of ``spec`` (not array fields)."""
+    return all(kind in _FIXED or kind in (FieldType.TEXT, FieldType.JSON) for kind in spec.fields.values())
+
+
+def _field(kind: FieldType, values: list[Any]) -> Column:
     if kind in _FIXED:
         dtype, fmt, convert = _FIXED[kind]
         if all(v is not None for v in values):
@@ -69,43 +80,49 @@ def _field(kind: FieldType, values: list[Any]) -> Column | None:
         return _variable([None if v is None else one(convert(v)) for v in values])
     if kind is FieldType.TEXT:
         return _variable([None if v is None else v.encode("utf-8") for v in values])
-    if kind is FieldType.JSON:
-        return _variable([None if v is None else _jsonb(dump_json(v)) for v in values])
-    return None  # arrays: the caller uses write_row
+    assert kind is FieldType.JSON, f"no binary COPY encoder for {kind} fields (see can_encode)"
+    return _variable([None if v is None else _jsonb(dump_json(v)) for v in values])
 
 
-def _vectors(batch: RecordBatch) -> Column:
+def _vectors(vectors: npt.NDArray[np.float32], present: npt.NDArray[np.bool_] | None) -> Column:
     """pgvector's binary format: int16 dim, int16 0, dim big-endian float32."""
-    n, dim = batch.vectors.shape
+    n, dim = vectors.shape
     out = np.empty((n, 8 + 4 * dim), dtype=np.uint8)
     out[:, :4] = np.frombuffer(struct.pack(">i", 4 + 4 * dim), dtype=np.uint8)
     out[:, 4:8] = np.frombuffer(struct.pack(">hh", dim, 0), dtype=np.uint8)
-    out[:, 8:] = np.ascontiguousarray(batch.vectors, dtype=">f4").view(np.uint8).reshape(n, 4 * dim)
-    if batch.all_vectors:
+    out[:, 8:] = np.ascontiguousarray(vectors, dtype=">f4").view(np.uint8).reshape(n, 4 * dim)
+    if present is None or present.all():
         return out
-    assert batch.present is not None
     rows = [row.tobytes() for row in out]
-    return [rows[i] if has else NULL for i, has in enumerate(batch.present.tolist())]
+    return [rows[i] if has else NULL for i, has in enumerate(present.tolist())]
 
 
-def encode(batch: RecordBatch) -> bytes | None:
-    """The whole batch as binary COPY data (signature and trailer included) for the columns
-    ``id, vector, fields..., metadata``, or None when a field type has no encoder here."""
+def encode(batch: RecordBatch, part_rows: int = PART_ROWS) -> Iterator[bytes]:
+    """The whole batch as binary COPY data for the columns ``id, vector, fields...,
+    metadata``: the signature, then ``part_rows`` rows at a time, then the trailer.
+    Only for a spec that :func:`can_encode`."""
+    yield SIGNATURE
+    texts = batch.metadata_json()
+    for start in range(0, len(batch), part_rows):
+        yield _rows(batch, texts, start, min(len(batch), start + part_rows))
+    yield TRAILER
+
+
+def _rows(batch: RecordBatch, texts: list[str], start: int, stop: int) -> bytes:
     spec = batch.spec
-    n = len(batch)
+    n = stop - start
+    ids = batch.ids[start:stop]
     ncols = 3 + len(spec.fields)
     columns: list[Column] = [np.frombuffer(struct.pack(">h", ncols) * n, dtype=np.uint8).reshape(n, 2)]
     if spec.id_type is IdType.INT:
-        columns.append(_fixed(np.array(batch.ids, dtype=">i8")))
+        columns.append(_fixed(np.array(ids, dtype=">i8")))
     else:
-        columns.append(_variable([str(rid).encode("utf-8") for rid in batch.ids]))
-    columns.append(_vectors(batch))
+        columns.append(_variable([str(rid).encode("utf-8") for rid in ids]))
+    columns.append(_vectors(batch.vectors[start:stop], None if batch.present is None else batch.present[start:stop]))
+    fields = batch.fields[start:stop]
     for name, kind in spec.fields.items():
-        column = _field(kind, [f.get(name) for f in batch.fields])
-        if column is None:
-            return None
-        columns.append(column)
-    columns.append(_variable([_jsonb(text) for text in batch.metadata_json()]))
+        columns.append(_field(kind, [f.get(name) for f in fields]))
+    columns.append(_variable([_jsonb(text) for text in texts[start:stop]]))
     # Adjacent fixed-width columns become one block, sliced once per row.
     runs: list[list[Column]] = []
     for column in columns:
@@ -122,4 +139,4 @@ def encode(batch: RecordBatch) -> bytes | None:
             per_row.append([flat[i * width:(i + 1) * width] for i in range(n)])
         else:
             per_row.append(column)
-    return SIGNATURE + b"".join(map(b"".join, zip(*per_row, strict=True))) + TRAILER
+    return b"".join(map(b"".join, zip(*per_row, strict=True)))

@@ -254,6 +254,12 @@ class CollectionSQL:
         fmt = sql.SQL(" (FORMAT BINARY)") if self.dialect.copy_format == "binary" else sql.SQL("")
         return sql.SQL("COPY {} ({}) FROM STDIN{}").format(target, self._cols(), fmt).as_string()
 
+    def any_id_between(self) -> str:
+        """Whether an id in ``[low, high]`` exists: one probe of the primary key (text ids are
+        ``COLLATE "C"``, which orders like Python's ``str``)."""
+        return sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {} BETWEEN %s AND %s)").format(
+            self.table, sql.Identifier(ID_COLUMN)).as_string()
+
     def any_id_exists(self) -> str:
         return sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {} = ANY(%s::{}))").format(
             self.table, sql.Identifier(ID_COLUMN), sql.SQL(self.id_array_cast)).as_string()
