@@ -16,6 +16,7 @@ from rich.console import Console
 from vectorstore.bench.report import (
     DASH,
     fmt_number,
+    fmt_spread,
     markdown_table,
     render_table,
     summary_lines,
@@ -27,6 +28,7 @@ from vectorstore.bench.report import (
 def _side(scale: float, *, sweep: bool = True) -> dict[str, Any]:
     return {
         "load_vps": 41234.5 * scale, "load_s": 0.2425, "index_build_s": 3.217 * scale,
+        "load_vps_samples": [39876.0 * scale, 41234.5 * scale, 45678.9 * scale],
         "latency_ms": {"p50": 1.234 * scale, "p95": 2.468, "p99": 4.9371, "mean": 1.4, "stdev": 0.3},
         "recall_at_10": 0.98765,
         "search_many_qps": 5432.1,
@@ -74,6 +76,8 @@ def test_fmt_number_rounds_to_about_three_significant_figures() -> None:
         ["41,234", "123", "12.3", "1.23", "0.0123", "0"]
     assert [fmt_number(x) for x in (None, float("nan"), "12", True)] == [DASH] * 4
     assert fmt_number(np.float32(2.5)) == "2.50"
+    assert fmt_spread([45678.9, 39876.0, 41234.5]) == "39,876\u201345,679"
+    assert fmt_spread([1.0]) == fmt_spread(None) == fmt_spread([None, None]) == DASH
 
 
 def test_markdown_table_holds_the_numbers(results: dict[str, Any]) -> None:
@@ -139,7 +143,7 @@ def test_render_table_fits_120_columns(results: dict[str, Any]) -> None:
     assert max(len(line) for line in text.splitlines()) <= 120
     for expected in ("postgres clustered 10,000\u00d7384", "sqlite minilm 2,000\u00d7384", "41,234", "37,111", "0.988",
                      "concurrent \u00d716 (q/s)", "filtered 1% with k hits", "12%", "88%", "123,456",
-                     "vectorstore 0.1.0", "search p50 1.04\u00d7 raw", "k=10 queries=200"):
+                     "vectorstore 0.1.0", "search p50 1.04\u00d7 raw", "k=10 queries=200", "39,876\u201345,679"):
         assert expected in text, expected
     raw_build = next(line for line in text.splitlines() if "index build (s)" in line and DASH in line)
     assert "3.54" in raw_build  # the sqlite vectorstore side: 3.217 * 1.1; its raw side has none

@@ -15,15 +15,16 @@ pytestmark = pytest.mark.postgres
 
 def test_postgres_case_measures_both_sides_and_cleans_up(server_url: str) -> None:
     data = clustered(1200, 16, queries=8)
-    opts = Options(queries=8, rounds=1, clients=(1, 3), sweep=(40,), postgres_url=server_url)
+    opts = Options(queries=8, rounds=2, clients=(1, 3), sweep=(40,), postgres_url=server_url)
     case = asyncio.run(run_case("postgres", data, opts, lambda _: None))
     assert case["server"]["pgvector"]
     for side in ("vectorstore", "raw"):
         got = case["sides"][side]
         assert got["load_vps"] > 0 and got["index_build_s"] > 0
+        assert len(got["load_vps_samples"]) == 2  # a scratch load, then the kept one
         assert got["recall_at_10"] >= 0.9
         assert all(f["full_k_share"] == 1.0 for f in got["filtered"].values())
         assert got["sweep"][0]["knob"] == "ef_search=40"
     with psycopg.connect(server_url) as conn:
         left = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'vs_bench_%'").fetchone()
-    assert left == (0,)  # the case dropped its schema
+    assert left == (0,)  # the case dropped its schema (scratch collections and tables with it)

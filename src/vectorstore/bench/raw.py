@@ -64,25 +64,30 @@ class RawPostgres:
         if self.conn is not None:
             await self.conn.close()
 
-    async def load(self, data: Dataset) -> float:
-        """CREATE TABLE + binary COPY of every row; seconds."""
+    async def load(self, data: Dataset, table: str = PG_TABLE) -> float:
+        """CREATE TABLE + binary COPY of every row; seconds (of the COPY)."""
         from psycopg import sql
-
-        await self.conn.execute(sql.SQL("CREATE TABLE {} (id bigint PRIMARY KEY, embedding vector({}), "
-                                        "bucket bigint, metadata jsonb NOT NULL)").format(
-                                            self.table, sql.Literal(self.dim)))
         from psycopg.types.json import Jsonb
 
+        target = sql.Identifier(self.schema, table)
+        await self.conn.execute(sql.SQL("CREATE TABLE {} (id bigint PRIMARY KEY, embedding vector({}), "
+                                        "bucket bigint, metadata jsonb NOT NULL)").format(
+                                            target, sql.Literal(self.dim)))
         buckets = data.buckets()
         start = time.perf_counter()
         async with self.conn.transaction(), self.conn.cursor() as cur:
             copy_sql = sql.SQL("COPY {} (id, embedding, bucket, metadata) FROM STDIN WITH (FORMAT BINARY)").format(
-                self.table)
+                target)
             async with cur.copy(copy_sql) as copy:
                 copy.set_types(["int8", "vector", "int8", "jsonb"])
                 for i in range(data.n):
                     await copy.write_row([i + 1, data.vectors[i], int(buckets[i]), Jsonb(_metadata(i + 1))])
         return time.perf_counter() - start
+
+    async def drop(self, table: str) -> None:
+        from psycopg import sql
+
+        await self.conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(self.schema, table)))
 
     async def build_index(self, m: int, ef_construction: int, memory_bytes: int) -> float:
         from psycopg import sql

@@ -88,6 +88,14 @@ def _side_values(cases: Iterable[Mapping[str, Any]], key: str) -> list[Any]:
 # -- formatting -------------------------------------------------------------------
 
 
+def fmt_spread(values: Any) -> str:
+    """``min-max`` (an en dash between) of several samples (one sample or none: a dash)."""
+    if not isinstance(values, list | tuple) or len(values) < 2:
+        return DASH
+    numbers = [x for x in map(_num, values) if x is not None]
+    return f"{fmt_number(min(numbers))}\u2013{fmt_number(max(numbers))}" if len(numbers) >= 2 else DASH
+
+
 def fmt_number(value: Any) -> str:
     """About three significant figures, thousands separated: 12,345 / 123 / 12.3 / 1.23 / 0.123."""
     x = _num(value)
@@ -177,6 +185,7 @@ def _metric_rows(case: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
     sides = [_get(case, "sides", side) for side in SIDES]
     rows: list[tuple[str, Callable[[Any], str], tuple[str, ...]]] = [
         ("load (vectors/s)", fmt_number, ("load_vps",)),
+        ("load, every round", fmt_spread, ("load_vps_samples",)),
         ("index build (s)", fmt_number, ("index_build_s",)),
         ("search p50 (ms)", fmt_number, ("latency_ms", "p50")),
         ("search p95 (ms)", fmt_number, ("latency_ms", "p95")),
