@@ -165,7 +165,13 @@ def _check_text(value: str, where: str) -> None:
 
 
 def coerce_vector(value: object, dim: int, metric: Metric, where: str = "vector") -> Vector:
-    """Validate one vector; return it as float32."""
+    """Validate one vector; return it as float32 (a copy: never the caller's array)."""
+    if type(value) is np.ndarray and value.shape == (dim,) and value.dtype == np.float32:
+        # The common query: a float32 NumPy vector. coerce_vectors' checks, without its stacking
+        # (anything they would refuse goes on to coerce_vectors, for its message).
+        out: Vector = value.astype(np.float32)
+        if np.isfinite(out).all() and (metric is not Metric.COSINE or out.any()):
+            return out
     row: Vector = coerce_vectors([value], dim, metric, [where])[0]
     return row
 

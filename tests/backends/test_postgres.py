@@ -485,6 +485,9 @@ def test_statement_timeout_becomes_backend_unavailable(url: str, server_url: str
                 await col.count()
             assert "statement_timeout=0.2s" in str(info.value)
             assert "?statement_timeout=" in str(info.value) and "DB_QUERY_TIMEOUT" in str(info.value)
+            with pytest.raises(BackendUnavailable, match="statement_timeout=0.2s") as info:
+                await col.search([1, 0, 0])  # (searches take their own path to the pool)
+            assert isinstance(info.value.__cause__, psycopg.errors.QueryCanceled)
         finally:
             await locker.rollback()
             await locker.close()

@@ -68,6 +68,7 @@ from vectorstore_postgres.connection import (
     parse_settings,
     remember,
     translate_errors,
+    translated,
     unavailable,
 )
 from vectorstore_postgres.dialect import DIALECTS, Dialect, PgVector, RuVector
@@ -195,6 +196,7 @@ class PostgresBackend:
         # The last spec object seen and its SQL: collections pass the same spec on every call.
         self._last_sql: tuple[CollectionSpec, CollectionSQL] | None = None
         self._default_settings = self.dialect.search_settings(*SEARCH_DEFAULTS)
+        self._settings_cache: dict[tuple[int | None, int], list[tuple[str, str]]] = {}
         #: Row estimates by collection name: (rows, time.monotonic() when read).
         self._estimates: dict[str, tuple[float, float]] = {}
         self._stage_ids = itertools.count()
@@ -702,7 +704,7 @@ class PostgresBackend:
         results: list[list[Hit] | None] = []
         redo: list[int] = []
         for i, (query, query_rows) in enumerate(zip(queries, rows, strict=True)):
-            hits = self._rank(spec, query, query_rows, k, limits, max_distance, include_vector)
+            hits = self._rank(q, query, query_rows, k, limits, max_distance, include_vector)
             if hits is None:
                 redo.append(i)
             results.append(hits)
@@ -711,7 +713,7 @@ class PostgresBackend:
             exact_rows = await self._run_search(q, queries[redo], [False] * len(redo), limits, where, ef_search,
                                                 include_vector)
             for i, query_rows in zip(redo, exact_rows, strict=True):
-                results[i] = self._rank(spec, queries[i], query_rows, k, limits, max_distance, include_vector)
+                results[i] = self._rank(q, queries[i], query_rows, k, limits, max_distance, include_vector)
         return [hits or [] for hits in results]
 
     @contextlib.asynccontextmanager
@@ -727,7 +729,7 @@ class PostgresBackend:
         Inside a caller's transaction a rolled-back savepoint ends the settings instead.
         """
         settings = self._search_settings(ef_search, fetch)
-        if settings == self._default_settings:
+        if settings is self._default_settings:
             async with conn.pipeline():
                 yield
             return
@@ -751,8 +753,18 @@ class PostgresBackend:
             raise
 
     def _search_settings(self, ef_search: int | None, fetch: int) -> list[tuple[str, str]]:
-        ef = max(ef_search or SEARCH_DEFAULTS[0], fetch)
-        return self.dialect.search_settings(ef, scan_tuples=max(SEARCH_DEFAULTS[1], 50 * fetch))
+        """The settings a search needs; the very list :attr:`_default_settings` when they are the
+        session defaults (remembered per ``(ef_search, fetch)``)."""
+        key = (ef_search, fetch)
+        found = self._settings_cache.get(key)
+        if found is None:
+            ef = max(ef_search or SEARCH_DEFAULTS[0], fetch)
+            found = self.dialect.search_settings(ef, scan_tuples=max(SEARCH_DEFAULTS[1], 50 * fetch))
+            if found == self._default_settings:
+                found = self._default_settings
+            if len(self._settings_cache) < 4096:
+                self._settings_cache[key] = found
+        return found
 
     def _params(self, q: CollectionSQL, query: Vector, fparams: list[Any], uses_index: bool, gated: bool,
                 limits: tuple[int, int]) -> list[Any]:
@@ -780,46 +792,72 @@ class PostgresBackend:
 
     async def _run_search(self, q: CollectionSQL, queries: Vector, plans: list[bool], limits: tuple[int, int],
                           where: Filter, ef_search: int | None, include_vector: bool) -> list[list[Any]]:
-        async with self._connection(q.spec.name) as conn:
-            gated = await self._gated(conn, q) if any(plans) else False
-            single = len(queries) == 1 and self._search_settings(ef_search, limits[1]) == self._default_settings
-            cursors: list[psycopg.AsyncCursor[Any]] = []
-            # The common case (one query, default settings) is one prepared statement and one
-            # round trip, nothing else; otherwise one pipeline (see _search_scope).
-            scope = contextlib.nullcontext() if single else self._search_scope(conn, ef_search, limits[1])
-            async with scope:
-                for query, indexed in zip(queries, plans, strict=True):
-                    statement, fparams, uses_index = q.search(where, indexed=indexed, gated=gated,
-                                                              vector=include_vector)
-                    cur = conn.cursor(binary=True)
-                    await cur.execute(statement, self._params(q, query, fparams, uses_index, gated, limits),
-                                      prepare=True)
-                    cursors.append(cur)
-            # (In a pipeline: it has synced, every result is already here.)
-            return [await cur.fetchall() for cur in cursors]
+        if self._held.get() is not None:  # inside a transaction: its connection, in a savepoint
+            async with self._connection(q.spec.name) as conn:
+                return await self._search_on(conn, q, queries, plans, limits, where, ef_search, include_vector)
+        # The hot path: a pooled connection without _connection's two context-manager layers
+        # (they cost a tenth of a one-millisecond search); errors translated the same way.
+        try:
+            async with self._pool.connection() as conn:
+                return await self._search_on(conn, q, queries, plans, limits, where, ef_search, include_vector)
+        except Exception as exc:
+            typed = translated(exc, self.settings, q.spec.name)
+            if typed is None:
+                raise
+            raise typed from typed.__cause__
 
-    def _rank(self, spec: CollectionSpec, query: Vector, rows: list[Any], k: int, limits: tuple[int, int],
+    async def _search_on(self, conn: AConn, q: CollectionSQL, queries: Vector, plans: list[bool],
+                         limits: tuple[int, int], where: Filter, ef_search: int | None,
+                         include_vector: bool) -> list[list[Any]]:
+        gated = await self._gated(conn, q) if any(plans) else False
+        cursors: list[psycopg.AsyncCursor[Any]] = []
+        if len(queries) == 1 and self._search_settings(ef_search, limits[1]) is self._default_settings:
+            # The common case (one query, default settings): one prepared statement, one round trip.
+            statement, fparams, uses_index = q.search(where, indexed=plans[0], gated=gated, vector=include_vector)
+            cur = conn.cursor(binary=True)
+            await cur.execute(statement, self._params(q, queries[0], fparams, uses_index, gated, limits),
+                              prepare=True)
+            return [await cur.fetchall()]
+        async with self._search_scope(conn, ef_search, limits[1]):  # one pipeline
+            for query, indexed in zip(queries, plans, strict=True):
+                statement, fparams, uses_index = q.search(where, indexed=indexed, gated=gated, vector=include_vector)
+                cur = conn.cursor(binary=True)
+                await cur.execute(statement, self._params(q, query, fparams, uses_index, gated, limits),
+                                  prepare=True)
+                cursors.append(cur)
+        # (The pipeline has synced: every result is already here.)
+        return [await cur.fetchall() for cur in cursors]
+
+    def _rank(self, q: CollectionSQL, query: Vector, rows: list[Any], k: int, limits: tuple[int, int],
               max_distance: float | None, include_vector: bool) -> list[Hit] | None:
         """Hits from candidate rows (``vs_path, id, vector, vs_distance, fields..., metadata``),
         or None when the index's answer cannot be trusted."""
         if not rows:
             return []
+        spec = q.spec
         metric = spec.metric
         if rows[0][0] == 1:  # the index branch: ranked by the server's distance
             if len(rows) < k:
                 return None  # filter or index cap starved the scan
             distances = [row[3] for row in rows]
-            if not all(d is not None and math.isfinite(d) for d in distances):
+            if None in distances or not math.isfinite(sum(distances)):  # (NaN and inf carry into the sum)
                 return None
             if len(rows) == limits[1] and distances[k - 1] == distances[-1]:
                 return None  # the k-th place is tied with rows the index may not have returned
+            top = rows[:k] if max_distance is None else list(
+                itertools.takewhile(lambda row: row[3] <= max_distance, rows[:k]))
+            similarity = metric.similarity
+            names = q.plain_fields
+            if names is not None and not include_vector:
+                # The common case, in one comprehension (positional arguments: this runs per hit
+                # of every search, and keyword arguments to attrs' __init__ cost twice as much).
+                end = 4 + len(names)
+                return [Hit(row[1], row[3], similarity(row[3]), dict(zip(names, row[4:end], strict=True)), row[-1])
+                        for row in top]
             hits: list[Hit] = []
-            for row in rows[:k]:
-                d = float(row[3])
-                if max_distance is not None and d > max_distance:
-                    break
+            for row in top:
                 rid, vector, fields, metadata = self._decode(spec, (row[1], row[2], *row[4:]))
-                hits.append(Hit(id=rid, distance=d, similarity=metric.similarity(d), fields=fields,
+                hits.append(Hit(id=rid, distance=row[3], similarity=similarity(row[3]), fields=fields,
                                 metadata=metadata, vector=vector if include_vector else None))
             return hits
         # The exact branch: the vectors, ranked here in float64 (pgvector computes in float32).

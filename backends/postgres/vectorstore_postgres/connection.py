@@ -23,6 +23,7 @@ import psycopg
 import psycopg.errors
 from psycopg.types import TypeInfo
 from psycopg.types.json import set_json_dumps, set_json_loads
+from psycopg_pool import PoolTimeout
 
 from vectorstore.config import StoreConfig, parse_duration, parse_int
 from vectorstore.errors import BackendUnavailable, CollectionNotFound, ConfigError, TransactionConflict
@@ -186,12 +187,16 @@ def _parse_int(text: str) -> int | float:
     return value if INT64_MIN <= value <= INT64_MAX else float(text)
 
 
-#: One decoder for every value (json.loads with options builds a new one per call).
-_DECODER = json.JSONDecoder(parse_int=_parse_int)
+#: One decoder for every value (json.loads with options builds a new one per call); the one
+#: with the int hook only for texts that may hold an int beyond 64 bits (19 digits or more).
+_DECODER = json.JSONDecoder()
+_WIDE_DECODER = json.JSONDecoder(parse_int=_parse_int)
+_LONG_DIGITS = re.compile(r"[0-9]{19,}")
 
 
 def _json_loads(data: str | bytes) -> Any:
-    return _DECODER.decode(data if isinstance(data, str) else bytes(data).decode("utf-8"))
+    text = data if isinstance(data, str) else bytes(data).decode("utf-8")
+    return (_DECODER if _LONG_DIGITS.search(text) is None else _WIDE_DECODER).decode(text)
 
 
 async def prepare(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -249,27 +254,42 @@ def conflict(exc: psycopg.Error) -> TransactionConflict:
 @contextlib.contextmanager
 def translate_errors(settings: Settings, collection: str | None = None) -> Iterator[None]:
     """Turn driver errors into vectorstore's typed errors."""
-    from psycopg_pool import PoolTimeout
-
     try:
         yield
-    except psycopg.errors.UndefinedTable as exc:
+    except Exception as exc:
+        typed = translated(exc, settings, collection)
+        if typed is None:
+            raise
+        raise typed from typed.__cause__
+
+
+def translated(exc: BaseException, settings: Settings, collection: str | None = None) -> Exception | None:
+    """The typed error for a driver error (its ``__cause__`` set as by ``raise ... from``), or
+    None when ``exc`` is to propagate as it is."""
+    typed: Exception
+    cause: BaseException | None = exc
+    if isinstance(exc, psycopg.errors.UndefinedTable):
         if collection is None:
-            raise BackendUnavailable(
+            typed = BackendUnavailable(
                 f"vectorstore's tables are missing from {settings.target} (schema {settings.schema!r}): {exc}. "
-                "Reopen the store so its migrations run again") from exc
-        raise CollectionNotFound.named(collection) from None
-    except psycopg.errors.QueryCanceled as exc:
-        if "statement timeout" in str(exc):
-            raise timed_out(settings) from exc
-        raise BackendUnavailable(f"a statement on {settings.target} was cancelled: {exc}") from exc
-    except CONFLICTS as exc:
+                "Reopen the store so its migrations run again")
+        else:
+            typed, cause = CollectionNotFound.named(collection), None
+    elif isinstance(exc, psycopg.errors.QueryCanceled):
+        typed = (timed_out(settings) if "statement timeout" in str(exc) else
+                 BackendUnavailable(f"a statement on {settings.target} was cancelled: {exc}"))
+    elif isinstance(exc, CONFLICTS):
         # OperationalErrors to psycopg, but the server is fine: the transaction may be retried.
-        raise conflict(exc) from exc
-    except PoolTimeout as exc:
-        raise BackendUnavailable(
+        typed = conflict(exc)
+    elif isinstance(exc, PoolTimeout):
+        typed = BackendUnavailable(
             f"no PostgreSQL connection to {settings.target} became free or could be opened within "
             f"connect_timeout={settings.connect_timeout:g}s (pool_max={settings.pool_max}); check the server, "
-            "or raise pool_max / connect_timeout") from exc
-    except psycopg.OperationalError as exc:
-        raise unavailable(settings, exc) from exc
+            "or raise pool_max / connect_timeout")
+    elif isinstance(exc, psycopg.OperationalError):
+        typed = unavailable(settings, exc)
+    else:
+        return None
+    typed.__cause__ = cause
+    typed.__suppress_context__ = True
+    return typed

@@ -142,6 +142,14 @@ class CollectionSQL:
         digest = hashlib.sha1(dump_json(self.spec.to_dict()).encode()).hexdigest()[:12]
         return f"/* vs:{self.dialect.name}:{digest} */ "
 
+    @functools.cached_property
+    def plain_fields(self) -> tuple[str, ...] | None:
+        """The field names when every field reads back as stored (no timestamp to move to
+        UTC), else None."""
+        if any(kind is FieldType.TIMESTAMP for kind in self.spec.fields.values()):
+            return None
+        return tuple(self.spec.fields)
+
     @property
     def columns(self) -> list[str]:
         return [ID_COLUMN, VECTOR_COLUMN, *self.spec.fields, METADATA_COLUMN]
