@@ -22,6 +22,7 @@ def test_postgres_case_measures_both_sides_and_cleans_up(server_url: str) -> Non
         got = case["sides"][side]
         assert got["load_vps"] > 0 and got["index_build_s"] > 0
         assert len(got["load_vps_samples"]) == 2  # a scratch load, then the kept one
+        assert 0 < got["server_ms"] < got["latency_ms"]["p50"]  # the server's part of a search
         assert got["recall_at_10"] >= 0.9
         assert all(f["full_k_share"] == 1.0 for f in got["filtered"].values())
         assert got["sweep"][0]["knob"] == "ef_search=40"

@@ -485,7 +485,7 @@ def test_statement_timeout_becomes_backend_unavailable(url: str, server_url: str
                 await col.count()
             assert "statement_timeout=0.2s" in str(info.value)
             assert "?statement_timeout=" in str(info.value) and "DB_QUERY_TIMEOUT" in str(info.value)
-            with pytest.raises(BackendUnavailable, match="statement_timeout=0.2s") as info:
+            with pytest.raises(BackendUnavailable, match=r"statement_timeout=0\.2s") as info:
                 await col.search([1, 0, 0])  # (searches take their own path to the pool)
             assert isinstance(info.value.__cause__, psycopg.errors.QueryCanceled)
         finally:
@@ -793,6 +793,12 @@ def test_index_statements_are_planned_as_hnsw_scans(url: str) -> None:
                 cur = await conn.execute("EXPLAIN " + statement, [query, *fparams, 11])
                 plan = "\n".join(r[0] for r in await cur.fetchall())
                 assert "Index Scan using vs_i_docs" in plan, plan
+        # explain_search shows the same statement a search sends, with the server's timings.
+        explained = await backend.explain_search(col.spec, query, 5)
+        assert explained["Plan"]["Node Type"] == "Limit" and explained["Execution Time"] > 0
+        assert explained["Plan"]["Plans"][0]["Index Name"] == "vs_i_docs"
+        filtered = await backend.explain_search(col.spec, query, 5, parse_filter({"cat": 3}, col.spec), analyze=False)
+        assert "Execution Time" not in filtered and "cat" in str(filtered["Plan"])
         hits = await col.search(query, k=5)
         assert hits[0].id == records[0]["id"] and hits[0].distance == pytest.approx(0.0, abs=1e-6)
         await store.aclose()

@@ -716,6 +716,26 @@ class PostgresBackend:
                 results[i] = self._rank(q, queries[i], query_rows, k, limits, max_distance, include_vector)
         return [hits or [] for hits in results]
 
+    async def explain_search(self, spec: CollectionSpec, query: Vector, k: int = 10, where: Filter | None = None,
+                             *, analyze: bool = True) -> dict[str, Any]:
+        """PostgreSQL's plan (``EXPLAIN ... FORMAT JSON``) of the statement :meth:`search` sends
+        for one query with the default settings. With ``analyze`` the server runs it, and the
+        plan carries its own timings (``"Execution Time"``, in ms) and buffer counts: what a
+        search costs the server, without the client or the network."""
+        q = self._q(spec)
+        limits = (k + RERANK_MARGIN, k + 1)
+        indexed = self.dialect.index_usable(query, limits[1])
+        async with self._connection(spec.name) as conn:
+            gated = await self._gated(conn, q) if indexed else False
+            statement, fparams, uses_index = q.search(where or MatchAll(), indexed=indexed, gated=gated, vector=False)
+            options = "ANALYZE, BUFFERS, FORMAT JSON" if analyze else "FORMAT JSON"
+            cur = await conn.execute(f"EXPLAIN ({options}) {statement}",
+                                     self._params(q, query, fparams, uses_index, gated, limits))
+            row = await cur.fetchone()
+        assert row is not None
+        plan: dict[str, Any] = row[0][0]
+        return plan
+
     @contextlib.asynccontextmanager
     async def _search_scope(self, conn: AConn, ef_search: int | None, fetch: int) -> AsyncIterator[None]:
         """The search settings for one batch of statements, sent in one pipeline.

@@ -112,6 +112,13 @@ class RawPostgres:
         rows: list[tuple[Any, ...]] = await cur.fetchall()
         return rows
 
+    async def explain(self, query: np.ndarray[Any, Any], k: int) -> dict[str, Any]:
+        """``EXPLAIN (ANALYZE, FORMAT JSON)`` of the search statement: the server's own timings."""
+        cur = await self.conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + self.search_sql, [query, query, k])
+        row = await cur.fetchone()
+        plan: dict[str, Any] = row[0][0]
+        return plan
+
     async def search_filtered(self, query: np.ndarray[Any, Any], k: int, below: int) -> list[tuple[Any, ...]]:
         cur = await self.conn.execute(self.filtered_sql, [query, below, query, k], prepare=True)
         rows: list[tuple[Any, ...]] = await cur.fetchall()

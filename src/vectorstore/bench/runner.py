@@ -223,6 +223,10 @@ async def postgres_case(data: Dataset, opts: Options, log: Log) -> dict[str, Any
         ours_s["recall_at_10"] = measure.recall_at([_ids(h) for h in ours_r], truth, k)
         raw_s["recall_at_10"] = measure.recall_at([_raw_ids(r) for r in raw_r], truth, k)
 
+        log("  server-side execution time (EXPLAIN ANALYZE)")
+        ours_s["server_ms"], raw_s["server_ms"] = await _server_ms(
+            lambda i: backend.explain_search(spec, queries[i], k), lambda i: raw.explain(queries[i], k), nq)
+
         log("  latency vs recall sweep over ef_search")
         for ef in opts.sweep:
             await raw.set_ef(ef)
@@ -264,6 +268,18 @@ async def postgres_case(data: Dataset, opts: Options, log: Log) -> dict[str, Any
         await store.aclose()
     return {"backend": "postgres", "sides": result, "ratios": _ratios(ours_s, raw_s),
             "server": await _pg_versions(backend.settings.conninfo)}
+
+
+async def _server_ms(ours: Callable[[int], Awaitable[dict[str, Any]]], raw: Callable[[int], Awaitable[dict[str, Any]]],
+                     count: int) -> tuple[float, float]:
+    """The median of the server's own "Execution Time" (ms) of each side's search statement over
+    the first (up to) 50 queries, sides taking turns: what a search costs the server alone."""
+    ours_ms: list[float] = []
+    raw_ms: list[float] = []
+    for i in range(min(count, 50)):
+        ours_ms.append(float((await ours(i))["Execution Time"]))
+        raw_ms.append(float((await raw(i))["Execution Time"]))
+    return statistics.median(ours_ms), statistics.median(raw_ms)
 
 
 async def _ids_async(hits: Awaitable[Sequence[Any]]) -> list[int]:
