@@ -178,3 +178,39 @@ def test_fast_path_metadata_is_a_copy() -> None:
     batch = prepare_batch(FAST_SPEC, [{"id": 1, "vector": [1, 0], "metadata": meta}])
     meta["a"] = 2
     assert batch.metadata == [{"a": 1}] and batch.metadata_texts == ['{"a":1}']
+
+
+# -- large writes in parts -------------------------------------------------------
+
+
+def test_batch_ids_checks_ids_up_front() -> None:
+    from vectorstore.records import batch_ids
+
+    records: list[object] = [{"id": i, "vector": [1, 0]} for i in range(5)]
+    assert batch_ids(FAST_SPEC, records) == [0, 1, 2, 3, 4]
+    assert batch_ids(FAST_SPEC, [*records, vs.Record(id=9, vector=[1, 0])]) == [0, 1, 2, 3, 4, 9]
+    assert batch_ids(FAST_SPEC, [*records, {"vector": [1, 0]}]) is None  # ids to allocate: the usual path
+    with pytest.raises(vs.DuplicateId) as info:
+        batch_ids(FAST_SPEC, [*records, {"id": 3, "vector": [1, 0]}])
+    assert info.value.ids == [3]
+    with pytest.raises(vs.InvalidRecord, match=r"records\[5\]: id 'x' is a str"):
+        batch_ids(FAST_SPEC, [*records, {"id": "x", "vector": [1, 0]}])
+    with pytest.raises(vs.InvalidRecord, match=r"records\[1\]"):
+        batch_ids(TEXT_SPEC, [{"id": "a", "vector": [1, 0]}, {"id": "", "vector": [1, 0]}])
+
+
+def test_batch_parts_validate_each_part_and_name_records_by_their_place() -> None:
+    from vectorstore.records import BatchParts
+
+    records: list[object] = [{"id": i, "vector": [1, i]} for i in range(7)]
+    parts = BatchParts(FAST_SPEC, list(range(7)), records, part_rows=3)
+    got = list(parts)
+    assert len(parts) == 7 and [len(p) for p in got] == [3, 3, 1]
+    assert [rid for p in got for rid in p.ids] == list(range(7))
+    np.testing.assert_array_equal(np.concatenate([p.vectors for p in got]), [[1, i] for i in range(7)])
+    records[4] = {"id": 4, "vector": [1, float("inf")]}
+    with pytest.raises(vs.InvalidVector, match=r"records\[4\] \(id 4\) vector"):
+        list(parts)
+    records[4] = {"id": 4, "vector": [1, 0], "fields": {"i": "no"}}
+    with pytest.raises(vs.InvalidRecord, match=r"records\[4\] \(id 4\): field 'i'"):
+        list(parts)

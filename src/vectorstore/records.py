@@ -15,7 +15,7 @@ import math
 import numbers
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -430,11 +430,12 @@ def _unpack(item: object, index: int) -> tuple[object, object, object, object]:
 
 
 def prepare_batch(spec: CollectionSpec, records: Iterable[object], *,
-                  allocate: bool = False) -> RecordBatch:
+                  allocate: bool = False, offset: int = 0) -> RecordBatch:
     """Validate caller records for ``spec``. Raises before anything is written.
 
     With ``allocate=True``, records of an int-id collection may omit the id: their ``ids``
-    entry is ``None`` until :meth:`RecordBatch.with_allocated_ids` fills it.
+    entry is ``None`` until :meth:`RecordBatch.with_allocated_ids` fills it. ``offset``: the
+    position of the first record in the caller's list (errors name ``records[offset + i]``).
 
     Each record first takes a fast path (exact types that need no conversion: a plain int
     or str id, field values already of their declared type, flat metadata of str keys and
@@ -457,7 +458,7 @@ def prepare_batch(spec: CollectionSpec, records: Iterable[object], *,
     for i, item in enumerate(items):
         record = _fast_record(item, checks, names, text_ids)
         if record is None:
-            record = _precise_record(spec, item, i, allocate)
+            record = _precise_record(spec, item, offset + i, allocate)
         rid, vector, rfields, meta, text = record
         if rid is not None:
             if rid in seen:
@@ -469,12 +470,8 @@ def prepare_batch(spec: CollectionSpec, records: Iterable[object], *,
         metadata.append(meta)
         texts.append(text)
     if dupes:
-        raise DuplicateId(
-            f"ids {sorted(set(dupes), key=str)[:10]!r} appear more than once in this batch; "
-            "each id may appear once per call",
-            ids=dupes,
-        )
-    labels = _VectorLabels(ids)
+        raise _repeated(dupes)
+    labels = _VectorLabels(ids, offset)
     present = np.array([v is not None for v in raw_vectors], dtype=bool)
     if present.all():
         return RecordBatch(spec=spec, ids=ids, vectors=coerce_vectors(raw_vectors, spec.dim, spec.metric, labels),
@@ -488,6 +485,60 @@ def prepare_batch(spec: CollectionSpec, records: Iterable[object], *,
                        metadata_texts=texts)
 
 
+@attrs.frozen(slots=True)
+class BatchParts:
+    """A large write, validated a part at a time: a backend that streams it (see
+    ``write_parts`` in the backend SPI) sends one part while the next is being checked.
+
+    The ids are checked (and found unique) up front by :func:`batch_ids`; every other check
+    runs as the parts are iterated, so a bad record raises while the backend is writing: the
+    backend writes every part in one transaction, and nothing is written.
+    """
+
+    spec: CollectionSpec
+    ids: list[RecordId]
+    items: list[object]
+    part_rows: int = 2000
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __iter__(self) -> Iterator[RecordBatch]:
+        for start in range(0, len(self.items), self.part_rows):
+            yield prepare_batch(self.spec, self.items[start:start + self.part_rows], offset=start)
+
+
+def batch_ids(spec: CollectionSpec, items: list[object]) -> list[RecordId] | None:
+    """The checked ids of a list of records, or None if a record has no id (the whole batch
+    then goes through :func:`prepare_batch`, which allocates). Raises as prepare_batch does
+    for a bad id or an id given twice."""
+    text_ids = spec.id_type is IdType.TEXT
+    ids: list[RecordId] = []
+    for i, item in enumerate(items):
+        rid = item.get("id") if type(item) is dict else None
+        if not (_fast_int(rid) if not text_ids else
+                type(rid) is str and 0 < len(rid) <= MAX_TEXT_ID_LENGTH and _fast_text(rid)):
+            rid = _unpack(item, i)[0]
+            if rid is None:
+                return None
+            rid = check_id(rid, spec.id_type, f"records[{i}]")
+        ids.append(rid)  # type: ignore[arg-type]  # (narrowed by the checks above)
+    if len(set(ids)) < len(ids):
+        seen: set[RecordId] = set()
+        dupes: list[RecordId] = []
+        for rid in ids:
+            if rid in seen:
+                dupes.append(rid)
+            seen.add(rid)
+        raise _repeated(dupes)
+    return ids
+
+
+def _repeated(dupes: list[RecordId]) -> DuplicateId:
+    return DuplicateId(f"ids {sorted(set(dupes), key=str)[:10]!r} appear more than once in this batch; "
+                       "each id may appear once per call", ids=dupes)
+
+
 _Prepared = tuple[RecordId | None, object, dict[str, Any], dict[str, Any], str]
 
 
@@ -498,8 +549,9 @@ def _label(index: int, rid: RecordId | None) -> str:
 class _VectorLabels(Sequence[str]):
     """``records[i] (id ...) vector`` for the i-th record, built only when an error needs it."""
 
-    def __init__(self, ids: Sequence[RecordId | None]) -> None:
+    def __init__(self, ids: Sequence[RecordId | None], offset: int = 0) -> None:
         self._ids = ids
+        self._offset = offset
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -507,7 +559,7 @@ class _VectorLabels(Sequence[str]):
     def __getitem__(self, i: Any) -> Any:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        return f"{_label(i, self._ids[i])} vector"
+        return f"{_label(self._offset + i, self._ids[i])} vector"
 
 
 def _precise_record(spec: CollectionSpec, item: object, i: int, allocate: bool) -> _Prepared:

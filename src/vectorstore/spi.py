@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import attrs
 
 from vectorstore.filters import Filter
-from vectorstore.records import Hit, Record, RecordBatch, RecordId, Vector
+from vectorstore.records import BatchParts, Hit, Record, RecordBatch, RecordId, Vector
 from vectorstore.schema import CollectionSpec
 
 if TYPE_CHECKING:
@@ -165,6 +165,23 @@ class Backend(Protocol):
         """Versions, settings and problems, each problem with a fix."""
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class WritesInParts(Protocol):
+    """Optional, for a backend that can stream a large write: the core hands it a batch of at
+    least :data:`PARTS_ABOVE` records, all with ids, as a :class:`~vectorstore.records.BatchParts`
+    instead of validating it all first. The backend iterates the parts while it writes (so the
+    server stores one part while the next is being checked), all in one transaction: a record
+    that fails its checks raises from the iteration, and nothing may remain written. Semantics
+    are otherwise those of :meth:`Backend.upsert` / :meth:`Backend.insert`."""
+
+    async def write_parts(self, spec: CollectionSpec, parts: BatchParts, *, replace: bool) -> None:
+        """Upsert (``replace=True``) or insert every record of ``parts``, all or nothing."""
+
+
+#: Batches at least this large go to :meth:`WritesInParts.write_parts` where a backend has it.
+PARTS_ABOVE = 4000
 
 
 BackendFactory = Callable[["StoreConfig"], Awaitable[Backend]]

@@ -26,16 +26,18 @@ from vectorstore.errors import (
 )
 from vectorstore.filters import Filter, MatchAll, parse_filter
 from vectorstore.records import (
+    BatchParts,
     Hit,
     Record,
     RecordId,
+    batch_ids,
     check_ids,
     coerce_vector,
     coerce_vectors,
     prepare_batch,
 )
 from vectorstore.schema import HNSW, CollectionSpec, FieldType, IdType, check_name
-from vectorstore.spi import Backend, Capabilities, Check, Health
+from vectorstore.spi import PARTS_ABOVE, Backend, Capabilities, Check, Health, WritesInParts
 
 MAX_K = 10_000
 T = TypeVar("T")
@@ -243,10 +245,16 @@ class AsyncCollection:
         return await self._write(records, replace=False)
 
     async def _write(self, records: Iterable[Record | Mapping[str, Any]], *, replace: bool) -> list[RecordId]:
+        backend = self._backend
+        if isinstance(records, list) and len(records) >= PARTS_ABOVE and isinstance(backend, WritesInParts):
+            # A large write the backend streams, validated part by part as it goes (see BatchParts).
+            ids = batch_ids(self.spec, records)
+            if ids is not None:
+                await backend.write_parts(self.spec, BatchParts(self.spec, ids, records), replace=replace)
+                return ids
         batch = prepare_batch(self.spec, records, allocate=True)
         if not len(batch):
             return []
-        backend = self._backend
         if batch.missing_ids:
             # One transaction, so a failed write does not burn the allocated ids.
             async with contextlib.AsyncExitStack() as stack:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -157,11 +158,12 @@ def test_pending_migrations_apply_in_order_and_only_once(url: str, server_url: s
 # -- writes ------------------------------------------------------------------------------------
 
 
-def _records(n: int, dim: int, seed: int = 0, prefix: str = "r") -> list[dict[str, Any]]:
+def _records(n: int, dim: int, seed: int = 0, prefix: str = "r", *, tags: bool = True) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
     vectors = rng.normal(size=(n, dim)).astype(np.float32)
-    return [{"id": f"{prefix}{i:06d}", "vector": vectors[i], "fields": {"cat": i % 100, "tags": [f"t{i % 7}"]},
-             "metadata": {"i": i}} for i in range(n)]
+    return [{"id": f"{prefix}{i:06d}", "vector": vectors[i],
+             "fields": {"cat": i % 100, **({"tags": [f"t{i % 7}"]} if tags else {})}, "metadata": {"i": i}}
+            for i in range(n)]
 
 
 def test_large_batches_go_through_binary_copy_and_keep_upsert_semantics(url: str, tracer: Tracer) -> None:
@@ -208,6 +210,58 @@ def test_large_batches_go_through_binary_copy_and_keep_upsert_semantics(url: str
     run(go())
 
 
+@pytest.mark.parametrize(("existing", "arrays"), [(False, False), (True, True)],
+                         ids=["numpy-copy-straight-into-the-table", "write_row-copy-through-staging"])
+def test_large_writes_are_validated_part_by_part_and_stay_atomic(url: str, existing: bool, arrays: bool) -> None:
+    """Batches of PARTS_ABOVE records or more stream: the core hands the backend BatchParts and
+    each part is validated while the previous one is being copied. A bad record in a late part
+    still leaves nothing written, and names the right record."""
+    from vectorstore.spi import PARTS_ABOVE
+
+    async def go() -> None:
+        store, backend = await open_pg(url)
+        fields = {"cat": "int", "tags": "text[]"} if arrays else {"cat": "int"}
+        col = await store.create_collection("docs", dim=8, fields=fields)
+        fresh = functools.partial(_records, dim=8, tags=arrays)
+        base = fresh(10, seed=3)
+        await col.upsert(base)
+        calls: list[int] = []
+        write_parts = backend.write_parts
+
+        async def counted(*args: Any, **kwargs: Any) -> None:
+            calls.append(len(args[1]))
+            await write_parts(*args, **kwargs)
+
+        backend.write_parts = counted  # type: ignore[method-assign]
+        n = PARTS_ABOVE + 1500
+        records = fresh(n, seed=4, prefix="big")
+        if existing:  # one id already stored: the COPY goes to a staging table and is merged
+            records[7] = {**base[0], "metadata": {"replaced": True}}
+        bad = dict(records[n - 3])
+        bad["vector"] = [float("nan")] * 8
+        with pytest.raises(vectorstore.InvalidVector, match=rf"records\[{n - 3}\] \(id 'big{n - 3:06d}'\)"):
+            await col.upsert([*records[:n - 3], bad, *records[n - 2:]])
+        assert calls == [n]  # it did go through write_parts
+        assert await col.count() == 10 and (await col.get([base[0]["id"]]))[0].metadata == {"i": 0}
+        twice = [*records, records[5]]
+        with pytest.raises(DuplicateId) as info:
+            await col.upsert(twice)
+        assert info.value.ids == [records[5]["id"]] and await col.count() == 10
+
+        assert await col.upsert(records) == [r["id"] for r in records]
+        assert await col.count() == n + 10 - (1 if existing else 0)
+        got = await col.get([records[n - 1]["id"], base[0]["id"]])
+        np.testing.assert_array_equal(got[0].vector, records[n - 1]["vector"])
+        assert got[1].metadata == ({"replaced": True} if existing else {"i": 0})
+        assert got[0].fields == {"cat": (n - 1) % 100, **({"tags": [f"t{(n - 1) % 7}"]} if arrays else {})}
+        with pytest.raises(DuplicateId):  # insert(): any existing id means nothing is written
+            await col.insert([*fresh(n, seed=5, prefix="new"), records[0]])
+        assert await col.count() == n + 10 - (1 if existing else 0)
+        await store.aclose()
+
+    run(go())
+
+
 def test_copy_data_built_in_parts_is_the_same_data() -> None:
     """copyrows.encode yields the batch a part at a time (the server inserts one part while the
     next is built); the parts join to exactly the data of one part, NULLs and all."""
@@ -218,8 +272,8 @@ def test_copy_data_built_in_parts_is_the_same_data() -> None:
     spec = CollectionSpec(name="c", dim=3, fields={"t": "text", "i": "int"})
     batch = prepare_batch(spec, [{"id": f"r{i}", "vector": [i + 1, 0, 1] if i % 3 else None,
                                   "fields": {"t": "x" if i % 2 else None, "i": i}} for i in range(10)])
-    whole = list(copyrows.encode(batch, part_rows=100))
-    parts = list(copyrows.encode(batch, part_rows=3))
+    whole = list(copyrows.encode([batch], part_rows=100))
+    parts = list(copyrows.encode([batch], part_rows=3))
     assert (len(whole), len(parts)) == (3, 6)  # signature, the rows in 1 or 4 parts, trailer
     assert b"".join(parts) == b"".join(whole)
     assert whole[0] == copyrows.SIGNATURE and whole[-1] == copyrows.TRAILER

@@ -33,7 +33,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -55,7 +55,7 @@ from vectorstore.errors import (
     ExtensionMissing,
 )
 from vectorstore.filters import Filter, MatchAll
-from vectorstore.records import Hit, Record, RecordBatch, RecordId, Vector, dump_json
+from vectorstore.records import BatchParts, Hit, Record, RecordBatch, RecordId, Vector, dump_json
 from vectorstore.schema import CollectionSpec, FieldType
 from vectorstore.scoring import exact_distances
 from vectorstore.spi import Capabilities, Check, Health
@@ -180,6 +180,11 @@ class _Held:
     def check(self) -> None:
         if self.lost is not None:
             raise conflict(self.lost)
+
+
+def _parts(batch: RecordBatch | BatchParts) -> Iterable[RecordBatch]:
+    """The batches to write: a streamed write's parts, validated as they are iterated, or the one batch."""
+    return batch if isinstance(batch, BatchParts) else (batch,)
 
 
 class PostgresBackend:
@@ -389,7 +394,11 @@ class PostgresBackend:
     async def insert(self, spec: CollectionSpec, batch: RecordBatch) -> None:
         await self._write(spec, batch, replace=False)
 
-    async def _write(self, spec: CollectionSpec, batch: RecordBatch, *, replace: bool) -> None:
+    async def write_parts(self, spec: CollectionSpec, parts: BatchParts, *, replace: bool) -> None:
+        # (The COPY sends each part as it comes: the server stores one while the next is checked.)
+        await self._write(spec, parts, replace=replace)
+
+    async def _write(self, spec: CollectionSpec, batch: RecordBatch | BatchParts, *, replace: bool) -> None:
         q = self._q(spec)
         inserted: set[RecordId] = set()
         async with self._connection(spec.name) as conn:
@@ -407,9 +416,9 @@ class PostgresBackend:
                     f"{len(existing)} id(s) already exist in {spec.name!r}: {existing[:10]!r}; nothing was "
                     "written. Use upsert() to replace records", ids=existing) from None
 
-    async def _write_rows(self, conn: AConn, q: CollectionSQL, batch: RecordBatch, *,
+    async def _write_rows(self, conn: AConn, q: CollectionSQL, batch: RecordBatch | BatchParts, *,
                           replace: bool) -> set[RecordId]:
-        rows = [self._row(q.spec, batch, i) for i in range(len(batch))]
+        rows = [self._row(q.spec, part, i) for part in _parts(batch) for i in range(len(part))]
         async with conn.cursor() as cur:
             if replace:
                 # executemany runs in pipeline mode: one round trip for the whole batch.
@@ -423,7 +432,7 @@ class PostgresBackend:
                     break
             return inserted
 
-    async def _write_copy(self, conn: AConn, q: CollectionSQL, batch: RecordBatch, *,
+    async def _write_copy(self, conn: AConn, q: CollectionSQL, batch: RecordBatch | BatchParts, *,
                           replace: bool) -> set[RecordId]:
         n = len(batch)
         # A bulk write is legitimately long (HNSW insertion runs at a few hundred rows/s
@@ -485,19 +494,21 @@ class PostgresBackend:
                 return False
         return True
 
-    async def _copy(self, cur: psycopg.AsyncCursor[Any], statement: str, q: CollectionSQL, batch: RecordBatch) -> None:
-        """COPY every row of the batch: binary data built for the whole batch (see copyrows), or
-        row by row through psycopg's adapters (text-format dialects, array fields)."""
+    async def _copy(self, cur: psycopg.AsyncCursor[Any], statement: str, q: CollectionSQL,
+                    batch: RecordBatch | BatchParts) -> None:
+        """COPY every row of the batch: binary data built a part at a time with NumPy (see
+        copyrows), or row by row through psycopg's adapters (text-format dialects, array fields)."""
         binary = self.dialect.copy_format == "binary"
         async with cur.copy(statement) as copy:
             if binary and copyrows.can_encode(q.spec):
-                for part in copyrows.encode(batch):
-                    await copy.write(part)
+                for data in copyrows.encode(_parts(batch)):
+                    await copy.write(data)
                 return
             if binary:
                 copy.set_types(q.copy_types(self.dialect.type_name))  # (array fields: psycopg's dumpers)
-            for i in range(len(batch)):
-                await copy.write_row(self._row(q.spec, batch, i))
+            for part in _parts(batch):
+                for i in range(len(part)):
+                    await copy.write_row(self._row(q.spec, part, i))
 
     async def _build_index(self, cur: psycopg.AsyncCursor[Any], q: CollectionSQL, rows: int, *,
                            if_not_exists: bool = False) -> None:

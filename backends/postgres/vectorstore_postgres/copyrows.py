@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -97,14 +97,16 @@ def _vectors(vectors: npt.NDArray[np.float32], present: npt.NDArray[np.bool_] | 
     return [rows[i] if has else NULL for i, has in enumerate(present.tolist())]
 
 
-def encode(batch: RecordBatch, part_rows: int = PART_ROWS) -> Iterator[bytes]:
-    """The whole batch as binary COPY data for the columns ``id, vector, fields...,
-    metadata``: the signature, then ``part_rows`` rows at a time, then the trailer.
-    Only for a spec that :func:`can_encode`."""
+def encode(batches: Iterable[RecordBatch], part_rows: int = PART_ROWS) -> Iterator[bytes]:
+    """Binary COPY data for the columns ``id, vector, fields..., metadata`` of every row of
+    ``batches`` (one spec, which :func:`can_encode`): the signature, then ``part_rows`` rows
+    at a time, then the trailer. A batch is taken from ``batches`` only when its first part
+    is due (a streamed write validates it then)."""
     yield SIGNATURE
-    texts = batch.metadata_json()
-    for start in range(0, len(batch), part_rows):
-        yield _rows(batch, texts, start, min(len(batch), start + part_rows))
+    for batch in batches:
+        texts = batch.metadata_json()
+        for start in range(0, len(batch), part_rows):
+            yield _rows(batch, texts, start, min(len(batch), start + part_rows))
     yield TRAILER
 
 
