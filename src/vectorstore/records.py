@@ -572,8 +572,9 @@ def _precise_record(spec: CollectionSpec, item: object, i: int, allocate: bool) 
     else:
         rid = check_id(uuid.uuid4().hex if rid is None else rid, spec.id_type, where)
     label = _label(i, rid)
+    fields = _coerce_fields(spec, rfields, label)
     meta, text = coerce_metadata_text(rmeta, label)
-    return rid, vector, _coerce_fields(spec, rfields, label), meta, text
+    return rid, vector, fields, meta, text
 
 
 def _fast_text(value: str) -> bool:

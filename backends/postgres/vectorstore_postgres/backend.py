@@ -81,7 +81,6 @@ CAPABILITIES = Capabilities(persistent=True, transactions=True, exact_search=Fal
 #: Extra rows fetched beyond k and re-ranked in float64: the server ranks with float32
 #: arithmetic, so near-ties around the k-th place can come back in the wrong order.
 RERANK_MARGIN = 8
-#: Bytes per write of pre-built COPY data.
 #: The search settings every pooled connection starts with: (ef_search, max_scan_tuples).
 SEARCH_DEFAULTS = (40, 20_000)
 #: Seconds a collection's row estimate is trusted before a search reads it again. A collection
@@ -827,7 +826,7 @@ class PostgresBackend:
             async with self._connection(q.spec.name) as conn:
                 return await self._search_on(conn, q, queries, plans, limits, where, ef_search, include_vector)
         # The hot path: a pooled connection without _connection's two context-manager layers
-        # (they cost a tenth of a one-millisecond search); errors translated the same way.
+        # (measured at ~40 us of a ~1 ms search); errors translated the same way.
         try:
             async with self._pool.connection() as conn:
                 return await self._search_on(conn, q, queries, plans, limits, where, ef_search, include_vector)
