@@ -60,16 +60,25 @@ def time_sync(call: Callable[[int], Any], count: int) -> tuple[list[float], list
     return times, results
 
 
-async def closed_loop_async(call: Callable[[int], Awaitable[Any]], clients: int, total: int) -> float:
-    """Queries per second with ``clients`` tasks issuing ``total`` calls back to back between them."""
-    counter = iter(range(total))
+async def closed_loop_async(call: Callable[[int], Awaitable[Any]], clients: int, total: int,
+                            warmup: int = 0) -> float:
+    """Queries per second with ``clients`` tasks issuing ``total`` calls back to back between them,
+    after ``warmup`` untimed calls the same way (a pool grows to ``clients`` connections, and each
+    connection prepares its statements, before the clock starts)."""
 
-    async def client() -> None:
-        for i in counter:
-            await call(i)
+    async def run(count: int) -> None:
+        counter = iter(range(count))
 
+        async def client() -> None:
+            for i in counter:
+                await call(i)
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+
+    if warmup:
+        await run(warmup)
     start = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
+    await run(total)
     return total / (time.perf_counter() - start)
 
 

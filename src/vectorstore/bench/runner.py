@@ -245,15 +245,17 @@ async def postgres_case(data: Dataset, opts: Options, log: Log) -> dict[str, Any
         for clients in opts.clients:
             log(f"  concurrent throughput, {clients} client(s)")
             total = max(4 * nq, 100 * clients)
+            warmup = 10 * clients  # vectorstore's pool grows to `clients` connections; raw's starts full
             ours_s["concurrent_qps"][str(clients)] = await measure.closed_loop_async(
-                lambda i: col.search(queries[i % nq], k=k), clients, total)
+                lambda i: col.search(queries[i % nq], k=k), clients, total, warmup)
             pool = await raw.pool(clients)
             try:
                 async def raw_call(i: int, pool: Any = pool) -> Any:
                     async with pool.connection() as conn:
                         return await raw.search(queries[i % nq], k, conn)
 
-                raw_s["concurrent_qps"][str(clients)] = await measure.closed_loop_async(raw_call, clients, total)
+                raw_s["concurrent_qps"][str(clients)] = await measure.closed_loop_async(
+                    raw_call, clients, total, warmup)
             finally:
                 await pool.close()
 
