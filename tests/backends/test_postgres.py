@@ -717,6 +717,41 @@ def test_tables_from_before_vectorless_records_are_migrated(url: str, server_url
     assert versions == [(m.version,) for m in migrations.MIGRATIONS]
 
 
+def test_vectors_stay_in_the_row_also_in_tables_from_before(url: str, server_url: str) -> None:
+    """Collection tables keep rows up to a page whole (toast_tuple_target): a 768-d vector is not
+    moved to TOAST. Reopening a store from before sets the option on its existing tables."""
+    schema = schema_of(url)
+    vectors = np.random.default_rng(7).normal(size=(40, 768)).astype(np.float32)
+
+    def toasted(conn: psycopg.Connection[Any], table: str) -> tuple[Any, int]:
+        options, toast = conn.execute("SELECT reloptions, reltoastrelid::regclass::text FROM pg_class WHERE oid = "
+                                      "%s::regclass", [sql.Identifier(schema, table).as_string(conn)]).fetchone()
+        return options, conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.SQL(toast))).fetchone()[0]
+
+    async def go() -> None:
+        store, _ = await open_pg(url)
+        await store.create_collection("old", dim=768)
+        await store.create_collection("gone", dim=768)
+        await store.aclose()
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            assert toasted(conn, "vs_c_old") == (["toast_tuple_target=8160"], 0)
+            # The state a store of the previous release leaves behind.
+            conn.execute(sql.SQL("ALTER TABLE {} RESET (toast_tuple_target)").format(
+                sql.Identifier(schema, "vs_c_old")))
+            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, "vs_c_gone")))
+            conn.execute(sql.SQL("DELETE FROM {} WHERE version >= 5").format(
+                sql.Identifier(schema, migrations.VERSION_TABLE)))
+        store, _ = await open_pg(url)
+        col = await store.collection("old")
+        await col.upsert([{"id": f"r{i}", "vector": v, "metadata": {"i": i}} for i, v in enumerate(vectors)])
+        assert [h.id for h in await col.search(vectors[3], k=1)] == ["r3"]
+        await store.aclose()
+        with psycopg.connect(server_url) as conn:
+            assert toasted(conn, "vs_c_old") == (["toast_tuple_target=8160"], 0)
+
+    run(go())
+
+
 def test_metadata_paths_name_object_members_and_bind_everything(url: str) -> None:
     async def go() -> None:
         store, backend = await open_pg(url)

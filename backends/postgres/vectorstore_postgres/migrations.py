@@ -65,6 +65,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         # was interrupted: doctor reports it. IF NOT EXISTS: re-running it must be harmless.
         """ALTER TABLE {schema}.vs_collections ADD COLUMN IF NOT EXISTS index_pending_since timestamptz""",
     )),
+    Migration(5, "vectors kept in the row", (
+        # Collection tables created before this move vectors over ~500 dimensions to TOAST
+        # (queries.TOAST_TUPLE_TARGET says why not). A storage parameter: no rewrite, rows
+        # written from now on stay whole; existing ones move when they are next written.
+        """DO $vs$
+           DECLARE t text;
+           BEGIN
+               FOR t IN SELECT table_name FROM {schema}.vs_collections ORDER BY table_name LOOP
+                   EXECUTE format('ALTER TABLE IF EXISTS {schema}.%I SET (toast_tuple_target = 8160)', t);
+               END LOOP;
+           END
+           $vs$""",
+    )),
 )
 
 
