@@ -681,6 +681,17 @@ def test_bulk_copy_writes_null_vectors_and_the_index_skips_them(url: str, tracer
     run(go())
 
 
+def _as_before(server_url: str, schema: str, version: int, alter_old: str) -> None:
+    """The state a store from before migration ``version`` leaves behind: its table ``vs_c_old``
+    altered by ``alter_old``, the table of collection ``gone`` dropped by hand, and migrations
+    from ``version`` on not recorded."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER TABLE {} ").format(sql.Identifier(schema, "vs_c_old")) + sql.SQL(alter_old))
+        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, "vs_c_gone")))
+        conn.execute(sql.SQL("DELETE FROM {} WHERE version >= %s").format(
+            sql.Identifier(schema, migrations.VERSION_TABLE)), [version])
+
+
 def test_tables_from_before_vectorless_records_are_migrated(url: str, server_url: str) -> None:
     """Collection tables created before records could lack a vector declare it NOT NULL;
     reopening drops the constraint (catalog only, no rewrite), also with a table dropped by hand."""
@@ -692,13 +703,7 @@ def test_tables_from_before_vectorless_records_are_migrated(url: str, server_url
         await col.upsert([{"id": "a", "vector": [1, 0]}])
         await store.create_collection("gone", dim=2)
         await store.aclose()
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            # The state a store of the previous release leaves behind.
-            conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN vector SET NOT NULL").format(
-                sql.Identifier(schema, "vs_c_old")))
-            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, "vs_c_gone")))
-            conn.execute(sql.SQL("DELETE FROM {} WHERE version >= 3").format(
-                sql.Identifier(schema, migrations.VERSION_TABLE)))
+        _as_before(server_url, schema, 3, "ALTER COLUMN vector SET NOT NULL")
         store, _ = await open_pg(url)
         col = await store.collection("old")
         await col.upsert([{"id": "b", "vector": None}])
@@ -733,14 +738,9 @@ def test_vectors_stay_in_the_row_also_in_tables_from_before(url: str, server_url
         await store.create_collection("old", dim=768)
         await store.create_collection("gone", dim=768)
         await store.aclose()
-        with psycopg.connect(server_url, autocommit=True) as conn:
+        with psycopg.connect(server_url) as conn:
             assert toasted(conn, "vs_c_old") == (["toast_tuple_target=8160"], 0)
-            # The state a store of the previous release leaves behind.
-            conn.execute(sql.SQL("ALTER TABLE {} RESET (toast_tuple_target)").format(
-                sql.Identifier(schema, "vs_c_old")))
-            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, "vs_c_gone")))
-            conn.execute(sql.SQL("DELETE FROM {} WHERE version >= 5").format(
-                sql.Identifier(schema, migrations.VERSION_TABLE)))
+        _as_before(server_url, schema, 5, "RESET (toast_tuple_target)")
         store, _ = await open_pg(url)
         col = await store.collection("old")
         await col.upsert([{"id": f"r{i}", "vector": v, "metadata": {"i": i}} for i, v in enumerate(vectors)])

@@ -27,6 +27,20 @@ class Migration:
     statements: tuple[str, ...]
 
 
+def _every_collection_table(action: str) -> str:
+    """A statement running ``ALTER TABLE IF EXISTS <table> <action>`` on every collection table
+    in the catalog (IF EXISTS: a table dropped by hand must not keep the store from opening).
+    (The quoted schema identifier sits in a string literal: schema names are [A-Za-z0-9_].)"""
+    return f"""DO $vs$
+           DECLARE t text;
+           BEGIN
+               FOR t IN SELECT table_name FROM {{schema}}.vs_collections ORDER BY table_name LOOP
+                   EXECUTE format('ALTER TABLE IF EXISTS {{schema}}.%I {action}', t);
+               END LOOP;
+           END
+           $vs$"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "collection catalog", (
         # The spec is the JSON of CollectionSpec.to_dict(); table_name is recorded so a
@@ -48,16 +62,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "nullable vectors", (
         # Records may have no vector. Collection tables created before this declare the vector
         # column NOT NULL; dropping the constraint only changes the catalog (no table rewrite).
-        # IF EXISTS: a table dropped by hand must not keep the store from opening. (The quoted
-        # schema identifier sits in a string literal: schema names are [A-Za-z0-9_].)
-        """DO $vs$
-           DECLARE t text;
-           BEGIN
-               FOR t IN SELECT table_name FROM {schema}.vs_collections ORDER BY table_name LOOP
-                   EXECUTE format('ALTER TABLE IF EXISTS {schema}.%I ALTER COLUMN vector DROP NOT NULL', t);
-               END LOOP;
-           END
-           $vs$""",
+        _every_collection_table("ALTER COLUMN vector DROP NOT NULL"),
     )),
     Migration(4, "pending index builds", (
         # Set (to when it began) while a bulk load has dropped the collection's HNSW index; cleared
@@ -69,14 +74,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         # Collection tables created before this move vectors over ~500 dimensions to TOAST
         # (queries.TOAST_TUPLE_TARGET says why not). A storage parameter: no rewrite, rows
         # written from now on stay whole; existing ones move when they are next written.
-        """DO $vs$
-           DECLARE t text;
-           BEGIN
-               FOR t IN SELECT table_name FROM {schema}.vs_collections ORDER BY table_name LOOP
-                   EXECUTE format('ALTER TABLE IF EXISTS {schema}.%I SET (toast_tuple_target = 8160)', t);
-               END LOOP;
-           END
-           $vs$""",
+        _every_collection_table("SET (toast_tuple_target = 8160)"),
     )),
 )
 
