@@ -551,6 +551,33 @@ def test_statement_timeout_becomes_backend_unavailable(url: str, server_url: str
     run(go())
 
 
+def test_a_sequential_client_stays_on_one_server_process(url: str) -> None:
+    """With the default pool_min a one-at-a-time client (an agent, a script) runs every call on
+    the same, warm connection (psycopg-pool hands out idle connections round-robin); concurrent
+    calls still get connections of their own."""
+    async def go() -> None:
+        store, backend = await open_pg(url)
+        col = await store.create_collection("docs", dim=3)
+        await col.upsert([{"id": str(i), "vector": [1, i, 0]} for i in range(20)])
+        pids = set()
+        for i in range(6):
+            await col.search([1, i, 0], k=3)
+            async with backend._pool.connection() as conn:
+                pids.add((await (await conn.execute("SELECT pg_backend_pid()")).fetchone())[0])
+        assert len(pids) == 1 and backend._pool.get_stats()["pool_size"] == 1
+
+        async def slow_search() -> None:
+            async with backend.transaction():
+                await col.search([1, 0, 0], k=3)
+                await asyncio.sleep(0.05)
+
+        await asyncio.gather(*(slow_search() for _ in range(3)))
+        assert backend._pool.get_stats()["pool_size"] == 3
+        await store.aclose()
+
+    run(go())
+
+
 def test_pool_and_session_options_are_honoured(url: str) -> None:
     async def go() -> None:
         store, backend = await open_pg(with_query(url, pool_min="1", pool_max="3", statement_timeout="7s"))

@@ -157,7 +157,7 @@ def test_url_options_split_from_libpq_parameters() -> None:
     config = resolve("postgresql://u:pw@db.example:6543/app?pool_max=20&statement_timeout=5s&schema=myschema"
                      "&sslmode=require&application_name=x")
     s = parse_settings(config)
-    assert (s.pool_min, s.pool_max, s.statement_timeout, s.connect_timeout, s.schema) == (2, 20, 5.0, 30.0,
+    assert (s.pool_min, s.pool_max, s.statement_timeout, s.connect_timeout, s.schema) == (1, 20, 5.0, 30.0,
                                                                                           "myschema")
     assert "pool_max" not in s.conninfo and "schema" not in s.conninfo
     assert "sslmode=require" in s.conninfo and "application_name=x" in s.conninfo
