@@ -578,6 +578,29 @@ def test_a_sequential_client_stays_on_one_server_process(url: str) -> None:
     run(go())
 
 
+def test_a_cancelled_search_leaves_the_pool_usable(url: str, server_url: str) -> None:
+    """A search cancelled while its statement runs (asyncio timeout, client gone) returns no
+    broken connection to the pool: the next searches work."""
+    async def go() -> None:
+        store, backend = await open_pg(url, pool_max=1)
+        col = await store.create_collection("docs", dim=3)
+        await col.upsert([{"id": "a", "vector": [1, 0, 0]}])
+        locker = await psycopg.AsyncConnection.connect(server_url)
+        try:
+            await locker.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+                sql.Identifier(backend.settings.schema, "vs_c_docs")))
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(col.search([1, 0, 0], k=1), 0.3)
+        finally:
+            await locker.rollback()
+            await locker.close()
+        for _ in range(3):  # (one connection at most: a leaked or broken one would hang or fail here)
+            assert [h.id for h in await asyncio.wait_for(col.search([1, 0, 0], k=1), 10)] == ["a"]
+        await store.aclose()
+
+    run(go())
+
+
 def test_pool_and_session_options_are_honoured(url: str) -> None:
     async def go() -> None:
         store, backend = await open_pg(with_query(url, pool_min="1", pool_max="3", statement_timeout="7s"))
