@@ -384,7 +384,7 @@ def coerce_metadata_text(value: object, where: str) -> tuple[dict[str, Any], str
         text: str | None = dump_json(value)
     except (TypeError, ValueError, RecursionError):
         text = None
-    if (text is None or "\\u0000" in text or _LONG_DIGITS.search(text) is not None
+    if (text is None or "\\u0000" in text or LONG_DIGITS.search(text) is not None
             or text.count("{") + text.count("[") > 64 or not _encodes(text)):
         _check_json(value, f"{where}: metadata")  # raises, naming the culprit, or passes
         text = dump_json(value)
@@ -395,7 +395,7 @@ def coerce_metadata_text(value: object, where: str) -> tuple[dict[str, Any], str
 
 
 #: 19 or more digits in a row: maybe an int beyond 64 bits.
-_LONG_DIGITS = re.compile(r"[0-9]{19,}")
+LONG_DIGITS = re.compile(r"[0-9]{19,}")
 
 
 def _encodes(text: str) -> bool:
@@ -450,8 +450,6 @@ def prepare_batch(spec: CollectionSpec, records: Iterable[object], *,
     fields: list[dict[str, Any]] = []
     metadata: list[dict[str, Any]] = []
     texts: list[str] = []
-    seen: set[RecordId] = set()
-    dupes: list[RecordId] = []
     checks = [(name, _FIELD_FAST.get(kind)) for name, kind in spec.fields.items()]
     names = frozenset(spec.fields)
     text_ids = spec.id_type is IdType.TEXT
@@ -460,17 +458,12 @@ def prepare_batch(spec: CollectionSpec, records: Iterable[object], *,
         if record is None:
             record = _precise_record(spec, item, offset + i, allocate)
         rid, vector, rfields, meta, text = record
-        if rid is not None:
-            if rid in seen:
-                dupes.append(rid)
-            seen.add(rid)
         ids.append(rid)  # type: ignore[arg-type]  # None: filled by with_allocated_ids
         raw_vectors.append(vector)
         fields.append(rfields)
         metadata.append(meta)
         texts.append(text)
-    if dupes:
-        raise _repeated(dupes)
+    _check_unique([rid for rid in ids if rid is not None])
     labels = _VectorLabels(ids, offset)
     present = np.array([v is not None for v in raw_vectors], dtype=bool)
     if present.all():
@@ -516,27 +509,28 @@ def batch_ids(spec: CollectionSpec, items: list[object]) -> list[RecordId] | Non
     ids: list[RecordId] = []
     for i, item in enumerate(items):
         rid = item.get("id") if type(item) is dict else None
-        if not (_fast_int(rid) if not text_ids else
-                type(rid) is str and 0 < len(rid) <= MAX_TEXT_ID_LENGTH and _fast_text(rid)):
+        if not _fast_id(rid, text_ids):
             rid = _unpack(item, i)[0]
             if rid is None:
                 return None
             rid = check_id(rid, spec.id_type, f"records[{i}]")
         ids.append(rid)  # type: ignore[arg-type]  # (narrowed by the checks above)
-    if len(set(ids)) < len(ids):
-        seen: set[RecordId] = set()
-        dupes: list[RecordId] = []
-        for rid in ids:
-            if rid in seen:
-                dupes.append(rid)
-            seen.add(rid)
-        raise _repeated(dupes)
+    _check_unique(ids)
     return ids
 
 
-def _repeated(dupes: list[RecordId]) -> DuplicateId:
-    return DuplicateId(f"ids {sorted(set(dupes), key=str)[:10]!r} appear more than once in this batch; "
-                       "each id may appear once per call", ids=dupes)
+def _check_unique(ids: list[RecordId]) -> None:
+    """Raise DuplicateId naming every repeated occurrence, if an id appears twice."""
+    if len(set(ids)) == len(ids):
+        return
+    seen: set[RecordId] = set()
+    dupes: list[RecordId] = []
+    for rid in ids:
+        if rid in seen:
+            dupes.append(rid)
+        seen.add(rid)
+    raise DuplicateId(f"ids {sorted(set(dupes), key=str)[:10]!r} appear more than once in this batch; "
+                      "each id may appear once per call", ids=dupes)
 
 
 _Prepared = tuple[RecordId | None, object, dict[str, Any], dict[str, Any], str]
@@ -585,6 +579,13 @@ def _fast_int(value: object) -> bool:
     return type(value) is int and INT64_MIN <= value <= INT64_MAX
 
 
+def _fast_id(rid: object, text_ids: bool) -> bool:
+    """A plain id that check_id would return unchanged."""
+    if text_ids:
+        return type(rid) is str and 0 < len(rid) <= MAX_TEXT_ID_LENGTH and _fast_text(rid)
+    return _fast_int(rid)
+
+
 _FIELD_FAST: dict[FieldType, Any] = {
     FieldType.TEXT: lambda v: type(v) is str and _fast_text(v),
     FieldType.INT: _fast_int,
@@ -602,8 +603,7 @@ def _fast_record(item: object, checks: list[tuple[str, Any]], names: frozenset[s
     if type(item) is not dict or not item.keys() <= _RECORD_KEYS or "vector" not in item:
         return None
     rid = item.get("id")
-    if not (_fast_int(rid) if not text_ids else
-            type(rid) is str and 0 < len(rid) <= MAX_TEXT_ID_LENGTH and _fast_text(rid)):
+    if not _fast_id(rid, text_ids):
         return None
     raw_fields = item.get("fields")
     if raw_fields is None:
@@ -626,7 +626,7 @@ def _fast_record(item: object, checks: list[tuple[str, Any]], names: frozenset[s
         text = dump_json(meta)
     except ValueError:  # NaN or infinity
         return None
-    if "\\u0000" in text or _LONG_DIGITS.search(text) is not None or not _encodes(text):
+    if "\\u0000" in text or LONG_DIGITS.search(text) is not None or not _encodes(text):
         return None
     return rid, item["vector"], rfields, dict(meta), text
 

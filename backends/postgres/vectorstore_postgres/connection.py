@@ -27,7 +27,7 @@ from psycopg_pool import PoolTimeout
 
 from vectorstore.config import StoreConfig, parse_duration, parse_int
 from vectorstore.errors import BackendUnavailable, CollectionNotFound, ConfigError, TransactionConflict
-from vectorstore.records import INT64_MAX, INT64_MIN, dump_json
+from vectorstore.records import INT64_MAX, INT64_MIN, LONG_DIGITS, dump_json
 from vectorstore_postgres.dialect import Dialect
 
 SCHEMA_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -194,12 +194,11 @@ def _parse_int(text: str) -> int | float:
 #: with the int hook only for texts that may hold an int beyond 64 bits (19 digits or more).
 _DECODER = json.JSONDecoder()
 _WIDE_DECODER = json.JSONDecoder(parse_int=_parse_int)
-_LONG_DIGITS = re.compile(r"[0-9]{19,}")
 
 
 def _json_loads(data: str | bytes) -> Any:
     text = data if isinstance(data, str) else bytes(data).decode("utf-8")
-    return (_DECODER if _LONG_DIGITS.search(text) is None else _WIDE_DECODER).decode(text)
+    return (_DECODER if LONG_DIGITS.search(text) is None else _WIDE_DECODER).decode(text)
 
 
 async def prepare(conn: psycopg.AsyncConnection[Any]) -> None:
