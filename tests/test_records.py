@@ -9,7 +9,7 @@ import pytest
 
 import vectorstore as vs
 from vectorstore.errors import InvalidRecord
-from vectorstore.records import coerce_vectors, prepare_batch
+from vectorstore.records import coerce_vector, coerce_vectors, prepare_batch
 from vectorstore.schema import CollectionSpec, Metric
 
 SPEC = CollectionSpec(name="c", dim=3, fields={"ts": "timestamp", "d": "date", "f": "float", "tags": "text[]"})
@@ -57,6 +57,38 @@ def test_cosine_rejects_zero_vectors_but_l2_accepts_them() -> None:
     with pytest.raises(vs.InvalidVector, match="zero"):
         coerce_vectors([[0, 0, 0]], 3, Metric.COSINE)
     assert coerce_vectors([[0, 0, 0]], 3, Metric.L2).tolist() == [[0.0, 0.0, 0.0]]
+
+
+_EDGE_VECTORS = {
+    "plain": [0.5, -1.0, 2.0],
+    "nan": [0.5, np.nan, 2.0],
+    "inf": [np.inf, 1.0, 2.0],
+    "-inf": [1.0, 1.0, -np.inf],
+    "zeros": [0.0, 0.0, 0.0],
+    "negative zero": [-0.0, 0.0, 0.0],
+    "squares underflow": [1e-30, 0.0, -1e-25],
+    "squares overflow": [3e38, -3e38, 1.0],
+    "one tiny, one huge": [1e-45, 3e38, 0.0],
+}
+
+
+@pytest.mark.parametrize("metric", [Metric.COSINE, Metric.L2, Metric.INNER_PRODUCT])
+@pytest.mark.parametrize("name", list(_EDGE_VECTORS))
+def test_float32_query_fast_path_decides_like_the_precise_path(name: str, metric: Metric) -> None:
+    # coerce_vector's float32 shortcut (one dot product) must accept and refuse exactly what
+    # coerce_vectors does, with the same message, and never hand back the caller's array.
+    value = np.array(_EDGE_VECTORS[name], dtype=np.float32)
+    try:
+        expected = coerce_vectors([value], 3, metric, ["query vector"])[0]
+    except vs.InvalidVector as exc:
+        with pytest.raises(vs.InvalidVector) as got:
+            coerce_vector(value, 3, metric, "query vector")
+        assert str(got.value) == str(exc)
+        return
+    out = coerce_vector(value, 3, metric, "query vector")
+    assert out.dtype == np.float32 and out.tobytes() == expected.tobytes()
+    out[0] = 42.0
+    assert value[0] != 42.0
 
 
 def test_metadata_is_copied_not_aliased() -> None:

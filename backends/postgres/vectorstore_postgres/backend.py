@@ -709,21 +709,22 @@ class PostgresBackend:
                      max_distance: float | None, ef_search: int | None, include_vector: bool) -> list[list[Hit]]:
         q = self._q(spec)
         limits = (k + RERANK_MARGIN, k + 1)
-        plans = [self.dialect.index_usable(query, limits[1]) for query in queries]
-        rows = await self._run_search(q, queries, plans, limits, where, ef_search, include_vector)
+        vectors = list(queries)  # (the rows of the matrix, taken once)
+        plans = [self.dialect.index_usable(query, limits[1]) for query in vectors]
+        rows = await self._run_search(q, vectors, plans, limits, where, ef_search, include_vector)
         results: list[list[Hit] | None] = []
         redo: list[int] = []
-        for i, (query, query_rows) in enumerate(zip(queries, rows, strict=True)):
+        for i, (query, query_rows) in enumerate(zip(vectors, rows, strict=True)):
             hits = self._rank(q, query, query_rows, k, limits, max_distance, include_vector)
             if hits is None:
                 redo.append(i)
             results.append(hits)
         if redo:
             # The index answered with too few rows or an unresolved tie: run those exactly.
-            exact_rows = await self._run_search(q, queries[redo], [False] * len(redo), limits, where, ef_search,
-                                                include_vector)
+            exact_rows = await self._run_search(q, [vectors[i] for i in redo], [False] * len(redo), limits, where,
+                                                ef_search, include_vector)
             for i, query_rows in zip(redo, exact_rows, strict=True):
-                results[i] = self._rank(q, queries[i], query_rows, k, limits, max_distance, include_vector)
+                results[i] = self._rank(q, vectors[i], query_rows, k, limits, max_distance, include_vector)
         return [hits or [] for hits in results]
 
     async def explain_search(self, spec: CollectionSpec, query: Vector, k: int = 10, where: Filter | None = None,
@@ -820,7 +821,7 @@ class PostgresBackend:
             found = self._estimates[q.spec.name] = (float(row[0]) if row and row[0] is not None else 0.0, now)
         return found[0] < gate
 
-    async def _run_search(self, q: CollectionSQL, queries: Vector, plans: list[bool], limits: tuple[int, int],
+    async def _run_search(self, q: CollectionSQL, queries: Sequence[Vector], plans: list[bool], limits: tuple[int, int],
                           where: Filter, ef_search: int | None, include_vector: bool) -> list[list[Any]]:
         if self._held.get() is not None:  # inside a transaction: its connection, in a savepoint
             async with self._connection(q.spec.name) as conn:
@@ -841,7 +842,7 @@ class PostgresBackend:
                 raise
             raise typed from typed.__cause__
 
-    async def _search_on(self, conn: AConn, q: CollectionSQL, queries: Vector, plans: list[bool],
+    async def _search_on(self, conn: AConn, q: CollectionSQL, queries: Sequence[Vector], plans: list[bool],
                          limits: tuple[int, int], where: Filter, ef_search: int | None,
                          include_vector: bool) -> list[list[Any]]:
         gated = await self._gated(conn, q) if any(plans) else False
@@ -882,13 +883,11 @@ class PostgresBackend:
             top = rows[:k] if max_distance is None else list(
                 itertools.takewhile(lambda row: row[3] <= max_distance, rows[:k]))
             similarity = metric.similarity
-            names = q.plain_fields
-            if names is not None and not include_vector:
+            read_fields = q.read_fields
+            if read_fields is not None and not include_vector:
                 # The common case, in one comprehension (positional arguments: this runs per hit
                 # of every search, and keyword arguments to attrs' __init__ cost twice as much).
-                end = 4 + len(names)
-                return [Hit(row[1], row[3], similarity(row[3]), dict(zip(names, row[4:end], strict=True)), row[-1])
-                        for row in top]
+                return [Hit(row[1], row[3], similarity(row[3]), read_fields(row), row[-1]) for row in top]
             hits: list[Hit] = []
             for row in top:
                 rid, vector, fields, metadata = self._decode(spec, (row[1], row[2], *row[4:]))
