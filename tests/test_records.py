@@ -231,6 +231,16 @@ def test_batch_ids_checks_ids_up_front() -> None:
         batch_ids(TEXT_SPEC, [{"id": "a", "vector": [1, 0]}, {"id": "", "vector": [1, 0]}])
 
 
+@pytest.mark.parametrize(("dim", "rows"), [(384, 170), (768, 85), (1536, 42), (16_000, 16)])
+def test_streamed_parts_hold_about_256_kb_of_vectors(dim: int, rows: int) -> None:
+    from vectorstore.records import BatchParts, part_rows
+
+    assert part_rows(dim) == rows
+    spec = CollectionSpec(name="c", dim=dim, id_type="int")
+    records: list[object] = [{"id": i, "vector": np.ones(dim)} for i in range(rows + 1)]
+    assert [len(p) for p in BatchParts(spec, list(range(rows + 1)), records)] == [rows, 1]
+
+
 def test_batch_parts_validate_each_part_and_name_records_by_their_place() -> None:
     from vectorstore.records import BatchParts
 

@@ -9,8 +9,8 @@ columns with NULLs as one ``bytes`` per row; each row is then one ``b"".join``. 
 and packs it with ``struct`` for every row. Array fields have no encoder here
 (:func:`can_encode` says so; the caller falls back to ``write_row``).
 
-:func:`encode` yields the data a few thousand rows at a time, so the server inserts one
-part while the next is being built.
+:func:`encode` yields the data in parts of ~256 kB, so the server inserts one part while
+the next is being built.
 """
 
 from __future__ import annotations
@@ -23,11 +23,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from vectorstore import records
 from vectorstore.records import RecordBatch, dump_json
 from vectorstore.schema import CollectionSpec, FieldType, IdType
-
-#: Rows per part yielded by :func:`encode` (~3 MB of 384-d rows).
-PART_ROWS = 2000
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
@@ -97,16 +95,18 @@ def _vectors(vectors: npt.NDArray[np.float32], present: npt.NDArray[np.bool_] | 
     return [rows[i] if has else NULL for i, has in enumerate(present.tolist())]
 
 
-def encode(batches: Iterable[RecordBatch], part_rows: int = PART_ROWS) -> Iterator[bytes]:
+def encode(batches: Iterable[RecordBatch], part_rows: int | None = None) -> Iterator[bytes]:
     """Binary COPY data for the columns ``id, vector, fields..., metadata`` of every row of
     ``batches`` (one spec, which :func:`can_encode`): the signature, then ``part_rows`` rows
-    at a time, then the trailer. A batch is taken from ``batches`` only when its first part
-    is due (a streamed write validates it then)."""
+    at a time (default: :func:`vectorstore.records.part_rows`, ~256 kB of vectors), then the
+    trailer. A batch is taken from ``batches`` only when its first part is due (a streamed
+    write validates it then)."""
     yield SIGNATURE
     for batch in batches:
         texts = batch.metadata_json()
-        for start in range(0, len(batch), part_rows):
-            yield _rows(batch, texts, start, min(len(batch), start + part_rows))
+        step = part_rows or records.part_rows(batch.spec.dim)
+        for start in range(0, len(batch), step):
+            yield _rows(batch, texts, start, min(len(batch), start + step))
     yield TRAILER
 
 
