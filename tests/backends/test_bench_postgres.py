@@ -16,8 +16,12 @@ pytestmark = pytest.mark.postgres
 def test_postgres_case_measures_both_sides_and_cleans_up(server_url: str) -> None:
     data = clustered(1200, 16, queries=8)
     opts = Options(queries=8, rounds=2, clients=(1, 3), sweep=(40,), postgres_url=server_url)
-    case = asyncio.run(run_case("postgres", data, opts, lambda _: None))
+    logged: list[str] = []
+    case = asyncio.run(run_case("postgres", data, opts, logged.append))
     assert case["server"]["pgvector"]
+    # Both sides' tables and indexes, against shared_buffers (the note only when they do not fit).
+    assert 0 < case["server"]["tables_mb"] < case["server"]["shared_buffers_mb"]
+    assert not any("exceed shared_buffers" in line for line in logged)
     for side in ("vectorstore", "raw"):
         got = case["sides"][side]
         assert got["load_vps"] > 0 and got["index_build_s"] > 0

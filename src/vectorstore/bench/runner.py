@@ -214,6 +214,12 @@ async def postgres_case(data: Dataset, opts: Options, log: Log) -> dict[str, Any
         _load_rate(data, ours_s)
         _load_rate(data, raw_s)
 
+        buffers = await _pg_memory(backend.settings.conninfo, schema)
+        if buffers["tables_mb"] > buffers["shared_buffers_mb"]:
+            log(f"  note: the two sides' tables and indexes ({buffers['tables_mb']:,.0f} MB) exceed shared_buffers "
+                f"({buffers['shared_buffers_mb']:,.0f} MB): searches read pages from the OS cache and the sides evict "
+                "each other's; latencies then measure the server's memory more than the client")
+
         queries = data.queries
         log("  single-query latency (alternating sides)")
         ours_t, ours_r, raw_t, raw_r = await _alternate(
@@ -269,7 +275,7 @@ async def postgres_case(data: Dataset, opts: Options, log: Log) -> dict[str, Any
         await _drop_schema(backend, schema)
         await store.aclose()
     return {"backend": "postgres", "sides": result, "ratios": _ratios(ours_s, raw_s),
-            "server": await _pg_versions(backend.settings.conninfo)}
+            "server": {**await _pg_versions(backend.settings.conninfo), **buffers}}
 
 
 async def _server_ms(ours: Callable[[int], Awaitable[dict[str, Any]]], raw: Callable[[int], Awaitable[dict[str, Any]]],
@@ -298,6 +304,21 @@ async def _drop_schema(backend: Any, schema: str) -> None:
 
     async with await psycopg.AsyncConnection.connect(backend.settings.conninfo, autocommit=True) as conn:
         await conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+async def _pg_memory(conninfo: str, schema: str) -> dict[str, float]:
+    """The server's ``shared_buffers`` and the size of every table and index of the case's
+    schema (both sides'), in MB."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT (SELECT setting::bigint * pg_size_bytes(unit) FROM pg_settings WHERE name = 'shared_buffers'), "
+            "(SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r')", [schema])
+        row = await cur.fetchone()
+    assert row is not None
+    return {"shared_buffers_mb": float(row[0]) / 2**20, "tables_mb": float(row[1]) / 2**20}
 
 
 async def _pg_versions(conninfo: str) -> dict[str, str]:
