@@ -164,13 +164,21 @@ def _check_text(value: str, where: str) -> None:
 # -- vectors -------------------------------------------------------------------
 
 
+_ADD = np.add.reduce
+_ABS = np.abs
+
+
 def coerce_vector(value: object, dim: int, metric: Metric, where: str = "vector") -> Vector:
     """Validate one vector; return it as float32 (a copy: never the caller's array)."""
     if type(value) is np.ndarray and value.shape == (dim,) and value.dtype == np.float32:
         # The common query: a float32 NumPy vector. coerce_vectors' checks, without its stacking
         # (anything they would refuse goes on to coerce_vectors, for its message).
         out: Vector = value.astype(np.float32)
-        if np.isfinite(out).all() and (metric is not Metric.COSINE or out.any()):
+        # One C-level reduction instead of isfinite/all/any (whose Python wrappers cost more than
+        # the checks in a ~1 ms search): the sum of magnitudes, in float64 so that it cannot
+        # overflow, is finite only if every element is, and above 0 only if one is not zero.
+        # A zero vector then takes the precise path below, which accepts it but for cosine.
+        if 0.0 < float(_ADD(_ABS(out), dtype=np.float64)) < math.inf:
             return out
     row: Vector = coerce_vectors([value], dim, metric, [where])[0]
     return row
