@@ -69,13 +69,16 @@ _EDGE_VECTORS = {
     "squares underflow": [1e-30, 0.0, -1e-25],
     "squares overflow": [3e38, -3e38, 1.0],
     "one tiny, one huge": [1e-45, 3e38, 0.0],
+    "both infinities": [np.inf, -np.inf, 1.0],
+    "nan and infinity": [np.nan, np.inf, 0.0],
 }
 
 
+@pytest.mark.filterwarnings("error")  # (no overflow or invalid-value warning on the way)
 @pytest.mark.parametrize("metric", [Metric.COSINE, Metric.L2, Metric.INNER_PRODUCT])
 @pytest.mark.parametrize("name", list(_EDGE_VECTORS))
 def test_float32_query_fast_path_decides_like_the_precise_path(name: str, metric: Metric) -> None:
-    # coerce_vector's float32 shortcut (one dot product) must accept and refuse exactly what
+    # coerce_vector's float32 shortcut (one reduction) must accept and refuse exactly what
     # coerce_vectors does, with the same message, and never hand back the caller's array.
     value = np.array(_EDGE_VECTORS[name], dtype=np.float32)
     try:
