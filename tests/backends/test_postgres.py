@@ -23,6 +23,7 @@ from vectorstore.filters import parse_filter
 from vectorstore.store import AsyncStore
 from vectorstore_postgres import migrations
 from vectorstore_postgres.backend import PostgresBackend
+from vectorstore_postgres.connection import PooledConnection
 from vectorstore_postgres.dialect import PgVector
 from vectorstore_postgres.testing import with_query
 
@@ -573,6 +574,43 @@ def test_a_sequential_client_stays_on_one_server_process(url: str) -> None:
 
         await asyncio.gather(*(slow_search() for _ in range(3)))
         assert backend._pool.get_stats()["pool_size"] == 3
+        await store.aclose()
+
+    run(go())
+
+
+def test_searches_reuse_the_connections_cursor_and_survive_a_failed_one(url: str, server_url: str) -> None:
+    """Sequential searches on a pooled connection run on its one kept cursor (no dumpers and
+    loaders built per search), each with its own rows; a search that fails on the server
+    (statement timeout) leaves the cursor usable; a transaction's searches use cursors of their own."""
+    async def go() -> None:
+        store, backend = await open_pg(url, pool_max=1, statement_timeout="300ms")
+        col = await store.create_collection("docs", dim=3, fields={"n": "int"})
+        await col.upsert([{"id": str(i), "vector": [1, i, 0], "fields": {"n": i}, "metadata": {"i": i}}
+                          for i in range(20)])
+        async with backend._pool.connection() as conn:
+            assert isinstance(conn, PooledConnection)
+        kept = []
+        for i in (3, 11, 17):
+            hits = await col.search([1, i, 0], k=2)
+            assert hits[0].id == str(i) and hits[0].fields == {"n": i} and hits[0].metadata == {"i": i}
+            kept.append(conn._search_cursor)
+        assert kept[0] is not None and kept.count(kept[0]) == 3
+        locker = await psycopg.AsyncConnection.connect(server_url)
+        try:
+            await locker.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+                sql.Identifier(backend.settings.schema, "vs_c_docs")))
+            with pytest.raises(BackendUnavailable, match="statement_timeout"):
+                await col.search([1, 5, 0], k=2)
+        finally:
+            await locker.rollback()
+            await locker.close()
+        assert [h.id for h in await col.search([1, 5, 0], k=1)] == ["5"]
+        assert conn._search_cursor is kept[0]
+        last = kept[0].pgresult
+        async with store.transaction():
+            assert [h.id for h in await col.search([1, 8, 0], k=1)] == ["8"]
+        assert kept[0].pgresult is last  # (still the result of the search for "5")
         await store.aclose()
 
     run(go())

@@ -62,6 +62,7 @@ from vectorstore.spi import Capabilities, Check, Health
 from vectorstore_postgres import copyrows, migrations
 from vectorstore_postgres.connection import (
     CONFLICTS,
+    PooledConnection,
     Settings,
     Setup,
     conflict,
@@ -204,10 +205,11 @@ class PostgresBackend:
         #: Row estimates by collection name: (rows, time.monotonic() when read).
         self._estimates: dict[str, tuple[float, float]] = {}
         self._stage_ids = itertools.count()
-        self._pool: AsyncConnectionPool[AConn] = AsyncConnectionPool(
-            settings.conninfo, min_size=settings.pool_min, max_size=settings.pool_max,
-            kwargs={"autocommit": True, **settings.connect_kwargs()}, configure=self._configure,
-            timeout=settings.connect_timeout, open=False, name=f"vectorstore:{settings.target}")
+        self._pool: AsyncConnectionPool[PooledConnection] = AsyncConnectionPool(
+            settings.conninfo, connection_class=PooledConnection, min_size=settings.pool_min,
+            max_size=settings.pool_max, kwargs={"autocommit": True, **settings.connect_kwargs()},
+            configure=self._configure, timeout=settings.connect_timeout, open=False,
+            name=f"vectorstore:{settings.target}")
 
     async def _open_pool(self) -> None:
         try:
@@ -825,7 +827,8 @@ class PostgresBackend:
                           where: Filter, ef_search: int | None, include_vector: bool) -> list[list[Any]]:
         if self._held.get() is not None:  # inside a transaction: its connection, in a savepoint
             async with self._connection(q.spec.name) as conn:
-                return await self._search_on(conn, q, queries, plans, limits, where, ef_search, include_vector)
+                return await self._search_on(conn, q, queries, plans, limits, where, ef_search, include_vector,
+                                             reuse=False)
         # The hot path: a pooled connection without _connection's two context-manager layers
         # (measured at ~40 us of a ~1 ms search), nor pool.connection()'s (its `async with conn`
         # commits, a no-op in autocommit that still takes the connection's lock); errors
@@ -833,7 +836,8 @@ class PostgresBackend:
         try:
             conn = await self._pool.getconn()
             try:
-                return await self._search_on(conn, q, queries, plans, limits, where, ef_search, include_vector)
+                return await self._search_on(conn, q, queries, plans, limits, where, ef_search, include_vector,
+                                             reuse=True)
             finally:
                 await self._pool.putconn(conn)
         except Exception as exc:
@@ -844,13 +848,15 @@ class PostgresBackend:
 
     async def _search_on(self, conn: AConn, q: CollectionSQL, queries: Sequence[Vector], plans: list[bool],
                          limits: tuple[int, int], where: Filter, ef_search: int | None,
-                         include_vector: bool) -> list[list[Any]]:
+                         include_vector: bool, *, reuse: bool) -> list[list[Any]]:
+        """The candidate rows of each query. With ``reuse`` (the caller holds ``conn`` alone) a
+        single statement runs on the connection's kept cursor (:class:`PooledConnection`)."""
         gated = await self._gated(conn, q) if any(plans) else False
         cursors: list[psycopg.AsyncCursor[Any]] = []
         if len(queries) == 1 and self._search_settings(ef_search, limits[1]) is self._default_settings:
             # The common case (one query, default settings): one prepared statement, one round trip.
             statement, fparams, uses_index = q.search(where, indexed=plans[0], gated=gated, vector=include_vector)
-            cur = conn.cursor(binary=True)
+            cur = conn.search_cursor() if reuse and isinstance(conn, PooledConnection) else conn.cursor(binary=True)
             await cur.execute(statement, self._params(q, queries[0], fparams, uses_index, gated, limits),
                               prepare=True)
             return [await cur.fetchall()]

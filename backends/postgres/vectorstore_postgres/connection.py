@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attrs
+import orjson
 import psycopg
 import psycopg.errors
 from psycopg.types import TypeInfo
@@ -173,6 +174,23 @@ class Setup:
     vector_info: TypeInfo | None
 
 
+class PooledConnection(psycopg.AsyncConnection[Any]):
+    """The pool's connections: each keeps one binary cursor for single-statement searches.
+
+    A new cursor builds its parameter dumpers and row loaders again on first use (pgvector's
+    are Python classes): measured at 30-50 us of a ~1 ms search. The cursor is for a caller
+    holding the connection alone (a pooled checkout), never one shared by the tasks of a
+    transaction, whose interleaved statements would read each other's results."""
+
+    _search_cursor: psycopg.AsyncCursor[Any] | None = None
+
+    def search_cursor(self) -> psycopg.AsyncCursor[Any]:
+        cur = self._search_cursor
+        if cur is None or cur.closed:
+            cur = self._search_cursor = self.cursor(binary=True)
+        return cur
+
+
 # The backend registers the set-up of each connection here before running the
 # prepare hook, so prepare() needs no catalog query; weak keys drop closed connections.
 _SETUPS: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], Setup] = weakref.WeakKeyDictionary()
@@ -196,9 +214,28 @@ _DECODER = json.JSONDecoder()
 _WIDE_DECODER = json.JSONDecoder(parse_int=_parse_int)
 
 
+#: LONG_DIGITS for the bytes psycopg hands to the loader.
+_LONG_DIGITS_BYTES = re.compile(LONG_DIGITS.pattern.encode())
+
+
 def _json_loads(data: str | bytes) -> Any:
+    """A jsonb/json value as Python, read like the reference backend reads its JSON.
+
+    orjson (~7x faster than the stdlib on metadata-sized values; a search decodes one per
+    hit) reads the same values as ``json.loads``, except numbers beyond float range (jsonb's
+    numeric keeps ``1e400``), which it refuses: those, and texts that may hold an int beyond
+    64 bits, take the stdlib's path with the int hook."""
+    if isinstance(data, str):
+        long_digits = LONG_DIGITS.search(data) is not None
+    else:
+        long_digits = _LONG_DIGITS_BYTES.search(data) is not None
+    if not long_digits:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
     text = data if isinstance(data, str) else bytes(data).decode("utf-8")
-    return (_DECODER if LONG_DIGITS.search(text) is None else _WIDE_DECODER).decode(text)
+    return (_WIDE_DECODER if long_digits else _DECODER).decode(text)
 
 
 async def prepare(conn: psycopg.AsyncConnection[Any]) -> None:
