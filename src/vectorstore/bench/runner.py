@@ -26,7 +26,7 @@ import attrs
 import numpy as np
 
 import vectorstore
-from vectorstore.bench import measure
+from vectorstore.bench import ceiling, measure
 from vectorstore.bench.datasets import Dataset
 from vectorstore.bench.raw import RawPostgres, RawSqlite
 
@@ -44,6 +44,8 @@ class Options:
     sweep: tuple[int, ...] = (20, 40, 80, 160)
     postgres_url: str | None = None
     workdir: Path | None = None
+    #: Seconds pgbench runs per client count for the C-client ceiling (PostgreSQL); 0: not measured.
+    ceiling_seconds: float = 5.0
 
 
 def _ids(hits: Sequence[Any]) -> list[int]:
@@ -264,6 +266,11 @@ async def postgres_case(data: Dataset, opts: Options, log: Log) -> dict[str, Any
                     raw_call, clients, total, warmup)
             finally:
                 await pool.close()
+        if opts.ceiling_seconds > 0:
+            await raw.load_queries(queries)
+            found = await ceiling.ceiling_qps(raw, list(opts.clients), k, opts.ceiling_seconds, 40, log)
+            if found is not None:
+                result[ceiling.SIDE] = {"concurrent_qps": found}
 
         await _filtered(
             data, opts,
