@@ -5,8 +5,9 @@ server's cost per search as much as by its own. pgbench, PostgreSQL's load gener
 sends exactly the statements vectorstore sends (same table, same SQL, same session
 settings; the query vector written in as a literal, so the server parses it once per
 connection) as prepared statements from C, one connection per client, and spends next to
-nothing per query on its side: the rate it reaches is what the server gives on this
-machine, a bound no Python client passes. The bench reports it as the side ``pgbench``.
+nothing per query on its side: the rate it reaches is what the server on this machine gives
+that many connections when the client costs nothing. The bench reports it as the side
+``pgbench``.
 """
 
 from __future__ import annotations
