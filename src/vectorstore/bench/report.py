@@ -203,6 +203,8 @@ def _metric_rows(case: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
     ]
     for workers in _keys((_get(side, "concurrent_qps") for side in sides), _CONCURRENCY, descending=False):
         rows.append((f"concurrent {TIMES}{workers} (q/s)", fmt_number, ("concurrent_qps", workers)))
+        if any(_get(side, "concurrent_qps_samples", workers) for side in sides):
+            rows.append((f"  {TIMES}{workers}, every round", fmt_spread, ("concurrent_qps_samples", workers)))
     for pct in _keys((_get(side, "filtered") for side in sides), _SELECTIVITY, descending=True):
         rows.append((f"filtered {pct}% p50 (ms)", fmt_number, ("filtered", pct, "p50_ms")))
         rows.append((f"filtered {pct}% with k hits", fmt_percent, ("filtered", pct, "full_k_share")))

@@ -86,6 +86,22 @@ async def _alternate(ours: Callable[[int], Awaitable[Any]], raw: Callable[[int],
     return ours_t, ours_r, raw_t, raw_r
 
 
+async def _rates_alternating(ours: Callable[[int], Awaitable[Any]], raw: Callable[[int], Awaitable[Any]],
+                             clients: int, total: int, warmup: int, rounds: int) -> tuple[list[float], list[float]]:
+    """Each side's closed-loop rate (queries/s) in every round, the sides taking turns (who goes
+    first alternating), so that a slow stretch of the machine falls on both; each side warms up
+    before its first round."""
+    ours_q: list[float] = []
+    raw_q: list[float] = []
+    for r in range(rounds):
+        for side in ((0, 1) if r % 2 == 0 else (1, 0)):
+            if side == 0:
+                ours_q.append(await measure.closed_loop_async(ours, clients, total, warmup if r == 0 else 0))
+            else:
+                raw_q.append(await measure.closed_loop_async(raw, clients, total, warmup if r == 0 else 0))
+    return ours_q, raw_q
+
+
 def _side() -> dict[str, Any]:
     return {"concurrent_qps": {}, "filtered": {}, "sweep": []}
 
@@ -251,21 +267,22 @@ async def postgres_case(data: Dataset, opts: Options, log: Log) -> dict[str, Any
             col, queries, k, opts.rounds, lambda: raw.search_pipelined(queries, k))
 
         for clients in opts.clients:
-            log(f"  concurrent throughput, {clients} client(s)")
+            log(f"  concurrent throughput, {clients} client(s), {opts.rounds} round(s) a side")
             total = max(4 * nq, 100 * clients)
             warmup = 10 * clients  # vectorstore's pool grows to `clients` connections; raw's starts full
-            ours_s["concurrent_qps"][str(clients)] = await measure.closed_loop_async(
-                lambda i: col.search(queries[i % nq], k=k), clients, total, warmup)
             pool = await raw.pool(clients)
             try:
                 async def raw_call(i: int, pool: Any = pool) -> Any:
                     async with pool.connection() as conn:
                         return await raw.search(queries[i % nq], k, conn)
 
-                raw_s["concurrent_qps"][str(clients)] = await measure.closed_loop_async(
-                    raw_call, clients, total, warmup)
+                ours_q, raw_q = await _rates_alternating(
+                    lambda i: col.search(queries[i % nq], k=k), raw_call, clients, total, warmup, opts.rounds)
             finally:
                 await pool.close()
+            for side, rates in ((ours_s, ours_q), (raw_s, raw_q)):
+                side["concurrent_qps"][str(clients)] = statistics.median(rates)
+                side.setdefault("concurrent_qps_samples", {})[str(clients)] = rates
         if opts.ceiling_seconds > 0:
             statements = [await backend.search_sql(spec, queries[i], k) for i in range(min(nq, ceiling.MAX_SCRIPTS))]
             found = await ceiling.ceiling_qps(statements, backend.settings.conninfo, backend.search_session_settings,
