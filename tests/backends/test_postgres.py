@@ -616,6 +616,26 @@ def test_searches_reuse_the_connections_cursor_and_survive_a_failed_one(url: str
     run(go())
 
 
+def test_search_many_answers_each_query_like_search(url: str) -> None:
+    """search_many sends one statement for every query on one cursor (executemany in a pipeline):
+    each query gets the hits search gives it, in order, with the default settings, with ef_search
+    (a pipelined transaction), with vectors, and inside a caller's transaction."""
+    async def go() -> None:
+        store, backend = await open_pg(url, exact_search_below=0)
+        col = await store.create_collection("docs", dim=8, fields={"cat": "int", "tags": "text[]"})
+        records = _records(400, 8)
+        await col.upsert(records)
+        queries = [r["vector"] for r in records[:12]]
+        for options in ({}, {"ef_search": 80}, {"include_vector": True}, {"where": {"cat": {"$lt": 50}}}):
+            one_by_one = [await col.search(v, k=5, **options) for v in queries]
+            assert await col.search_many(queries, k=5, **options) == one_by_one, options
+            async with store.transaction():
+                assert await col.search_many(queries, k=5, **options) == one_by_one, options
+        await store.aclose()
+
+    run(go())
+
+
 def test_a_cancelled_search_leaves_the_pool_usable(url: str, server_url: str) -> None:
     """A search cancelled while its statement runs (asyncio timeout, client gone) returns no
     broken connection to the pool: the next searches work."""

@@ -879,12 +879,24 @@ class PostgresBackend:
             await cur.execute(statement, self._params(q, queries[0], fparams, uses_index, gated, limits),
                               prepare=True)
             return [await cur.fetchall()]
+        calls = []
+        for query, indexed in zip(queries, plans, strict=True):
+            statement, fparams, uses_index = q.search(where, indexed=indexed, gated=gated, vector=include_vector)
+            calls.append((statement, self._params(q, query, fparams, uses_index, gated, limits)))
+        if all(statement == calls[0][0] for statement, _ in calls):
+            # One statement for every query (the usual batch): one cursor runs them all, so its
+            # dumpers and row loaders are built once, not once per query.
+            cur = conn.search_cursor() if reuse and isinstance(conn, PooledConnection) else conn.cursor(binary=True)
+            async with self._search_scope(conn, ef_search, limits[1]):  # one pipeline
+                await cur.executemany(calls[0][0], [params for _, params in calls], returning=True)
+            results = [await cur.fetchall()]
+            while cur.nextset():
+                results.append(await cur.fetchall())
+            return results
         async with self._search_scope(conn, ef_search, limits[1]):  # one pipeline
-            for query, indexed in zip(queries, plans, strict=True):
-                statement, fparams, uses_index = q.search(where, indexed=indexed, gated=gated, vector=include_vector)
+            for statement, params in calls:
                 cur = conn.cursor(binary=True)
-                await cur.execute(statement, self._params(q, query, fparams, uses_index, gated, limits),
-                                  prepare=True)
+                await cur.execute(statement, params, prepare=True)
                 cursors.append(cur)
         # (The pipeline has synced: every result is already here.)
         return [await cur.fetchall() for cur in cursors]
