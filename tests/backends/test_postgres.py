@@ -621,7 +621,7 @@ def test_search_many_answers_each_query_like_search(url: str) -> None:
     each query gets the hits search gives it, in order, with the default settings, with ef_search
     (a pipelined transaction), with vectors, and inside a caller's transaction."""
     async def go() -> None:
-        store, backend = await open_pg(url, exact_search_below=0)
+        store, _ = await open_pg(url, exact_search_below=0)
         col = await store.create_collection("docs", dim=8, fields={"cat": "int", "tags": "text[]"})
         records = _records(400, 8)
         await col.upsert(records)
