@@ -868,8 +868,9 @@ class PostgresBackend:
     async def _search_on(self, conn: AConn, q: CollectionSQL, queries: Sequence[Vector], plans: list[bool],
                          limits: tuple[int, int], where: Filter, ef_search: int | None,
                          include_vector: bool, *, reuse: bool) -> list[list[Any]]:
-        """The candidate rows of each query. With ``reuse`` (the caller holds ``conn`` alone) a
-        single statement runs on the connection's kept cursor (:class:`PooledConnection`)."""
+        """The candidate rows of each query. With ``reuse`` (the caller holds ``conn`` alone) one
+        query, or a batch sharing one statement, runs on the connection's kept cursor
+        (:class:`PooledConnection`)."""
         gated = await self._gated(conn, q) if any(plans) else False
         cursors: list[psycopg.AsyncCursor[Any]] = []
         if len(queries) == 1 and self._search_settings(ef_search, limits[1]) is self._default_settings:
