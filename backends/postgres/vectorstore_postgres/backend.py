@@ -182,6 +182,12 @@ class _Held:
             raise conflict(self.lost)
 
 
+def _search_cursor(conn: AConn, reuse: bool) -> psycopg.AsyncCursor[Any]:
+    """The cursor for a search's statements: the pooled connection's kept one when the caller
+    holds ``conn`` alone (``reuse``), else a new binary cursor."""
+    return conn.search_cursor() if reuse and isinstance(conn, PooledConnection) else conn.cursor(binary=True)
+
+
 def _parts(batch: RecordBatch | BatchParts) -> Iterable[RecordBatch]:
     """The batches to write: a streamed write's parts, validated as they are iterated, or the one batch."""
     return batch if isinstance(batch, BatchParts) else (batch,)
@@ -872,28 +878,26 @@ class PostgresBackend:
         query, or a batch sharing one statement, runs on the connection's kept cursor
         (:class:`PooledConnection`)."""
         gated = await self._gated(conn, q) if any(plans) else False
-        cursors: list[psycopg.AsyncCursor[Any]] = []
-        if len(queries) == 1 and self._search_settings(ef_search, limits[1]) is self._default_settings:
-            # The common case (one query, default settings): one prepared statement, one round trip.
-            statement, fparams, uses_index = q.search(where, indexed=plans[0], gated=gated, vector=include_vector)
-            cur = conn.search_cursor() if reuse and isinstance(conn, PooledConnection) else conn.cursor(binary=True)
-            await cur.execute(statement, self._params(q, queries[0], fparams, uses_index, gated, limits),
-                              prepare=True)
-            return [await cur.fetchall()]
         calls = []
         for query, indexed in zip(queries, plans, strict=True):
             statement, fparams, uses_index = q.search(where, indexed=indexed, gated=gated, vector=include_vector)
             calls.append((statement, self._params(q, query, fparams, uses_index, gated, limits)))
+        if len(calls) == 1 and self._search_settings(ef_search, limits[1]) is self._default_settings:
+            # The common case (one query, default settings): one prepared statement, one round trip.
+            cur = _search_cursor(conn, reuse)
+            await cur.execute(*calls[0], prepare=True)
+            return [await cur.fetchall()]
         if all(statement == calls[0][0] for statement, _ in calls):
             # One statement for every query (the usual batch): one cursor runs them all, so its
             # dumpers and row loaders are built once, not once per query.
-            cur = conn.search_cursor() if reuse and isinstance(conn, PooledConnection) else conn.cursor(binary=True)
+            cur = _search_cursor(conn, reuse)
             async with self._search_scope(conn, ef_search, limits[1]):  # one pipeline
                 await cur.executemany(calls[0][0], [params for _, params in calls], returning=True)
             results = [await cur.fetchall()]
             while cur.nextset():
                 results.append(await cur.fetchall())
             return results
+        cursors: list[psycopg.AsyncCursor[Any]] = []
         async with self._search_scope(conn, ef_search, limits[1]):  # one pipeline
             for statement, params in calls:
                 cur = conn.cursor(binary=True)

@@ -233,7 +233,7 @@ def _json_loads(data: str | bytes) -> Any:
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
-            pass
+            pass  # (a number beyond float range: the stdlib reads it, below)
     text = data if isinstance(data, str) else bytes(data).decode("utf-8")
     return (_WIDE_DECODER if long_digits else _DECODER).decode(text)
 
