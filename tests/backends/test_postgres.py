@@ -23,7 +23,6 @@ from vectorstore.filters import parse_filter
 from vectorstore.store import AsyncStore
 from vectorstore_postgres import migrations
 from vectorstore_postgres.backend import PostgresBackend
-from vectorstore_postgres.connection import PooledConnection
 from vectorstore_postgres.dialect import PgVector
 from vectorstore_postgres.testing import with_query
 
@@ -579,23 +578,28 @@ def test_a_sequential_client_stays_on_one_server_process(url: str) -> None:
     run(go())
 
 
-def test_searches_reuse_the_connections_cursor_and_survive_a_failed_one(url: str, server_url: str) -> None:
-    """Sequential searches on a pooled connection run on its one kept cursor (no dumpers and
-    loaders built per search), each with its own rows; a search that fails on the server
-    (statement timeout) leaves the cursor usable; a transaction's searches use cursors of their own."""
+async def _prepared_names(backend: PostgresBackend) -> list[str]:
+    """The names of vectorstore's prepared statements on the pool's (one) connection."""
+    async with backend._pool.connection() as conn:
+        cur = await conn.execute("SELECT name FROM pg_prepared_statements WHERE name LIKE 'vs\\_%' ORDER BY name")
+        return [row[0] for row in await cur.fetchall()]
+
+
+def test_searches_run_one_prepared_statement_and_survive_a_failed_one(url: str, server_url: str) -> None:
+    """Sequential searches on a pooled connection run one statement prepared once on it (no
+    cursor); a search that fails on the server (statement timeout) leaves it prepared and the
+    connection usable; statements the server dropped (DEALLOCATE ALL, as psycopg sends after a
+    rollback) are prepared again; a transaction's searches go through cursors of their own."""
     async def go() -> None:
         store, backend = await open_pg(url, pool_max=1, statement_timeout="300ms")
         col = await store.create_collection("docs", dim=3, fields={"n": "int"})
         await col.upsert([{"id": str(i), "vector": [1, i, 0], "fields": {"n": i}, "metadata": {"i": i}}
                           for i in range(20)])
-        async with backend._pool.connection() as conn:
-            assert isinstance(conn, PooledConnection)
-        kept = []
         for i in (3, 11, 17):
             hits = await col.search([1, i, 0], k=2)
             assert hits[0].id == str(i) and hits[0].fields == {"n": i} and hits[0].metadata == {"i": i}
-            kept.append(conn._search_cursor)
-        assert kept[0] is not None and kept.count(kept[0]) == 3
+        prepared = await _prepared_names(backend)
+        assert len(prepared) == 1
         locker = await psycopg.AsyncConnection.connect(server_url)
         try:
             await locker.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
@@ -605,12 +609,66 @@ def test_searches_reuse_the_connections_cursor_and_survive_a_failed_one(url: str
         finally:
             await locker.rollback()
             await locker.close()
-        assert [h.id for h in await col.search([1, 5, 0], k=1)] == ["5"]
-        assert conn._search_cursor is kept[0]
-        last = kept[0].pgresult
+        assert (await col.search([1, 5, 0], k=2))[0].id == "5"
+        assert await _prepared_names(backend) == prepared
+        async with backend._pool.connection() as conn:
+            await conn.execute("DEALLOCATE ALL")
+        assert (await col.search([1, 6, 0], k=2))[0].id == "6"
+        again = await _prepared_names(backend)
+        assert len(again) == 1 and again != prepared
         async with store.transaction():
-            assert [h.id for h in await col.search([1, 8, 0], k=1)] == ["8"]
-        assert kept[0].pgresult is last  # (still the result of the search for "5")
+            assert (await col.search([1, 8, 0], k=2))[0].id == "8"
+        assert await _prepared_names(backend) == again
+        await store.aclose()
+
+    run(go())
+
+
+@pytest.mark.parametrize("exact_below", [0, 10_000])
+def test_search_statements_settle_on_a_generic_plan(url: str, exact_below: int) -> None:
+    """A prepared search is not planned again on every execution: after PostgreSQL's five
+    custom plans it runs its generic plan (with LIMIT as a parameter it never would), both for
+    the index statement alone and for the statement gated on the table's size."""
+    async def go() -> None:
+        store, backend = await open_pg(url, pool_max=1, exact_search_below=exact_below)
+        col = await store.create_collection("docs", dim=8, fields={"cat": "int", "tags": "text[]"})
+        records = _records(300, 8)
+        await col.upsert(records)
+        for where in ({}, {"cat": {"$lt": 50}}):
+            for i in range(12):
+                assert len(await col.search(records[i]["vector"], k=5, where=where)) == 5
+        async with backend._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name LIKE 'vs\\_%'")
+            counts = await cur.fetchall()
+        assert len(counts) == 2 and all(generic >= 7 and custom <= 5 for generic, custom in counts), counts
+        await store.aclose()
+
+    run(go())
+
+
+def test_prepared_searches_beyond_the_per_connection_limit(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_PREPARED distinct statements on a connection the oldest is deallocated: the
+    server never holds more, and every search still answers as the cursor path does."""
+    from vectorstore_postgres import prepared as prepared_module
+
+    monkeypatch.setattr(prepared_module, "MAX_PREPARED", 2)
+
+    async def go() -> None:
+        store, backend = await open_pg(url, pool_max=1, exact_search_below=0)
+        col = await store.create_collection("docs", dim=8, fields={"cat": "int", "tags": "text[]"})
+        records = _records(300, 8)
+        await col.upsert(records)
+        wheres: list[dict[str, Any]] = [{}, {"cat": {"$lt": 50}}, {"cat": {"$gte": 20}},
+                                        {"tags": {"$contains": "t1"}}, {"cat": {"$in": [1, 2, 3, 40]}}]
+        for round_ in range(2):
+            for where in wheres:
+                query = records[7 * round_ + len(where)]["vector"]
+                got = await col.search(query, k=5, where=where)
+                async with store.transaction():  # (the cursor path)
+                    expected = await col.search(query, k=5, where=where)
+                assert got == expected and len(got) == 5, where
+                assert len(await _prepared_names(backend)) <= 2
         await store.aclose()
 
     run(go())
@@ -985,9 +1043,10 @@ def test_index_statements_are_planned_as_hnsw_scans(url: str) -> None:
         query = records[0]["vector"]
         async with backend._pool.connection() as conn:
             for where, fparams in [(None, []), ({"cat": {"$lt": 90}}, [90])]:
-                statement, _, uses_index = q.search(parse_filter(where, col.spec), indexed=True, gated=False)
+                statement, _, uses_index = q.search(parse_filter(where, col.spec), indexed=True, limits=(60, 11),
+                                                    gated=False)
                 assert uses_index
-                cur = await conn.execute("EXPLAIN " + statement, [query, *fparams, 11])
+                cur = await conn.execute("EXPLAIN " + statement, [query, *fparams])
                 plan = "\n".join(r[0] for r in await cur.fetchall())
                 assert "Index Scan using vs_i_docs" in plan, plan
         # explain_search shows the same statement a search sends, with the server's timings.

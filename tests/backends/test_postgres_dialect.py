@@ -50,24 +50,24 @@ def test_ruvector_inner_product_never_ranks_by_its_positive_operator() -> None:
     q = CollectionSQL("s", spec("inner_product"), RU)
     # No index for inner product: nothing could serve the negated expression.
     assert q.create_index() is None
-    statement, _, uses_index = q.search(parse_filter(None, q.spec), indexed=True)
+    statement, _, uses_index = q.search(parse_filter(None, q.spec), indexed=True, limits=(60, 11))
     assert not uses_index
     assert 'ORDER BY (-("vector" <#> %s::ruvector)) + 0, "id"' in statement
     # A release whose <#> follows pgvector (negative dot) must not be negated again.
     flipped = CollectionSQL("s", spec("inner_product"), RuVector(extension_version="9", ip_sign=-1))
-    statement, _, _ = flipped.search(parse_filter(None, q.spec), indexed=False)
+    statement, _, _ = flipped.search(parse_filter(None, q.spec), indexed=False, limits=(60, 11))
     assert 'ORDER BY (("vector" <#> %s::ruvector)) + 0, "id"' in statement
 
 
 def test_ruvector_search_sql_casts_and_reads_text() -> None:
     q = CollectionSQL("s", spec("cosine"), RU)
-    statement, params, uses_index = q.search(parse_filter({"genre": "a"}, q.spec), indexed=True)
+    statement, params, uses_index = q.search(parse_filter({"genre": "a"}, q.spec), indexed=True, limits=(60, 11))
     assert uses_index
     assert params == ["a"]
     assert '"vector"::text' in statement  # read as text, never ruvector's binary format
     assert '("vector" <=> %s::ruvector) AS vs_distance' in statement  # index branch: the server's distance,
-    assert "ORDER BY vs_distance LIMIT %s" in statement  # which is the operator the index orders by
-    assert 'ORDER BY ("vector" <=> %s::ruvector) + 0, "id" LIMIT %s' in statement  # exact branch
+    assert "ORDER BY vs_distance LIMIT 11" in statement  # which is the operator the index orders by
+    assert 'ORDER BY ("vector" <=> %s::ruvector) + 0, "id" LIMIT 60' in statement  # exact branch
     assert "%b" not in statement
     assert "VALUES (%s, %s::ruvector," in q.upsert_row
     assert q.copy_stage("st") == 'COPY "st" ("id", "vector", "genre", "tags", "metadata") FROM STDIN'
@@ -77,9 +77,9 @@ def test_pgvector_sql_uses_binary_vectors_and_negative_dot() -> None:
     q = CollectionSQL("s", spec("inner_product"), PG)
     assert q.create_index() == ('CREATE INDEX "vs_i_docs" ON "s"."vs_c_docs" USING "hnsw" ("vector" vector_ip_ops) '
                                 "WITH (m = 24, ef_construction = 100)")
-    statement, _, uses_index = q.search(parse_filter(None, q.spec), indexed=True)
+    statement, _, uses_index = q.search(parse_filter(None, q.spec), indexed=True, limits=(60, 11))
     assert uses_index
-    assert '("vector" <#> %b) AS vs_distance' in statement and "ORDER BY vs_distance LIMIT %s" in statement
+    assert '("vector" <#> %b) AS vs_distance' in statement and "ORDER BY vs_distance LIMIT 11" in statement
     assert q.copy_stage("st").endswith("FROM STDIN (FORMAT BINARY)")
     assert CollectionSQL("s", spec(dim=2001), PG).create_index() is None  # beyond pgvector's HNSW limit
 
@@ -87,9 +87,9 @@ def test_pgvector_sql_uses_binary_vectors_and_negative_dot() -> None:
 @pytest.mark.parametrize("dialect", [PG, RU])
 def test_search_branches_skip_rows_without_a_vector(dialect: PgVector | RuVector) -> None:
     q = CollectionSQL("s", spec("l2"), dialect)
-    statement, _, uses_index = q.search(parse_filter({"genre": "a"}, q.spec), indexed=True)
+    statement, _, uses_index = q.search(parse_filter({"genre": "a"}, q.spec), indexed=True, limits=(60, 11))
     assert uses_index and statement.count('"vector" IS NOT NULL AND ("genre"') == 2
-    exact, _, uses_index = q.search(parse_filter(None, q.spec), indexed=False)
+    exact, _, uses_index = q.search(parse_filter(None, q.spec), indexed=False, limits=(60, 11))
     assert not uses_index and exact.count('"vector" IS NOT NULL AND 1=1') == 1
 
 

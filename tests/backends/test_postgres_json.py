@@ -12,7 +12,7 @@ import struct
 import pytest
 
 from vectorstore.records import INT64_MAX, INT64_MIN
-from vectorstore_postgres.connection import _json_loads
+from vectorstore_postgres.codecs import json_loads as _json_loads
 
 
 def _reference(text: str) -> object:

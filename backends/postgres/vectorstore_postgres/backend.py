@@ -771,8 +771,9 @@ class PostgresBackend:
         limits = (k + RERANK_MARGIN, k + 1)
         indexed = self.dialect.index_usable(query, limits[1])
         gated = await self._gated(conn, q) if indexed else False
-        statement, fparams, uses_index = q.search(where or MatchAll(), indexed=indexed, gated=gated, vector=False)
-        return statement, self._params(q, query, fparams, uses_index, gated, limits)
+        statement, fparams, uses_index = q.search(where or MatchAll(), indexed=indexed, limits=limits, gated=gated,
+                                                  vector=False)
+        return statement, self._params(q, query, fparams, uses_index, gated)
 
     @contextlib.asynccontextmanager
     async def _search_scope(self, conn: AConn, ef_search: int | None, fetch: int) -> AsyncIterator[None]:
@@ -824,16 +825,16 @@ class PostgresBackend:
                 self._settings_cache[key] = found
         return found
 
-    def _params(self, q: CollectionSQL, query: Vector, fparams: list[Any], uses_index: bool, gated: bool,
-                limits: tuple[int, int]) -> list[Any]:
+    def _params(self, q: CollectionSQL, query: Vector, fparams: list[Any], uses_index: bool,
+                gated: bool) -> list[Any]:
         # (In the index branch the distance in the select list takes the vector first.)
         vec = self.dialect.encode(query, q.spec.dim)
         if uses_index and gated:
             gate = self.settings.exact_search_below
-            return [gate, *fparams, vec, limits[0], vec, gate, *fparams, limits[1]]
+            return [gate, *fparams, vec, vec, gate, *fparams]
         if uses_index:
-            return [vec, *fparams, limits[1]]
-        return [*fparams, vec, limits[0]]
+            return [vec, *fparams]
+        return [*fparams, vec]
 
     async def _gated(self, conn: AConn, q: CollectionSQL) -> bool:
         """Whether the index statement must carry the size gate (the table may be small)."""
@@ -880,10 +881,16 @@ class PostgresBackend:
         gated = await self._gated(conn, q) if any(plans) else False
         calls = []
         for query, indexed in zip(queries, plans, strict=True):
-            statement, fparams, uses_index = q.search(where, indexed=indexed, gated=gated, vector=include_vector)
-            calls.append((statement, self._params(q, query, fparams, uses_index, gated, limits)))
+            statement, fparams, uses_index = q.search(where, indexed=indexed, limits=limits, gated=gated,
+                                                      vector=include_vector)
+            calls.append((statement, self._params(q, query, fparams, uses_index, gated)))
         if len(calls) == 1 and self._search_settings(ef_search, limits[1]) is self._default_settings:
-            # The common case (one query, default settings): one prepared statement, one round trip.
+            # The common case (one query, default settings): one prepared statement, one round
+            # trip; on a pooled checkout without a cursor.
+            if reuse and isinstance(conn, PooledConnection):
+                rows = await conn.statements().fetch(*calls[0])
+                if rows is not None:
+                    return [rows]
             cur = _search_cursor(conn, reuse)
             await cur.execute(*calls[0], prepare=True)
             return [await cur.fetchall()]

@@ -10,7 +10,6 @@ reference backend. Session settings (statement timeout, UTC) travel in the libpq
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import re
 import urllib.parse
@@ -19,17 +18,16 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attrs
-import orjson
 import psycopg
 import psycopg.errors
 from psycopg.types import TypeInfo
-from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import PoolTimeout
 
 from vectorstore.config import StoreConfig, parse_duration, parse_int
 from vectorstore.errors import BackendUnavailable, CollectionNotFound, ConfigError, TransactionConflict
-from vectorstore.records import INT64_MAX, INT64_MIN, LONG_DIGITS, dump_json
+from vectorstore_postgres import codecs
 from vectorstore_postgres.dialect import Dialect
+from vectorstore_postgres.prepared import PreparedStatements
 
 SCHEMA_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -175,20 +173,29 @@ class Setup:
 
 
 class PooledConnection(psycopg.AsyncConnection[Any]):
-    """The pool's connections: each keeps one binary cursor for single-statement searches.
+    """The pool's connections: each keeps its prepared search statements, run without a
+    cursor (:class:`~vectorstore_postgres.prepared.PreparedStatements`), and one binary cursor
+    for batches of searches.
 
     A new cursor builds its parameter dumpers and row loaders again on first use (pgvector's
-    are Python classes): measured at 30-50 us of a ~1 ms search. The cursor is for a caller
+    are Python classes): measured at 30-50 us of a ~1 ms search. Both are for a caller
     holding the connection alone (a pooled checkout), never one shared by the tasks of a
     transaction, whose interleaved statements would read each other's results."""
 
     _search_cursor: psycopg.AsyncCursor[Any] | None = None
+    _statements: PreparedStatements | None = None
 
     def search_cursor(self) -> psycopg.AsyncCursor[Any]:
         cur = self._search_cursor
         if cur is None or cur.closed:
             cur = self._search_cursor = self.cursor(binary=True)
         return cur
+
+    def statements(self) -> PreparedStatements:
+        found = self._statements
+        if found is None:
+            found = self._statements = PreparedStatements(self)
+        return found
 
 
 # The backend registers the set-up of each connection here before running the
@@ -200,63 +207,17 @@ def remember(conn: psycopg.AsyncConnection[Any], setup: Setup) -> None:
     _SETUPS[conn] = setup
 
 
-def _parse_int(text: str) -> int | float:
-    # jsonb keeps numbers as numeric and prints 1e300 as 1 followed by 300 zeros;
-    # integers outside int64 cannot have been stored as ints (the core refuses them),
-    # so they were floats: read them back as floats, as the reference does.
-    value = int(text)
-    return value if INT64_MIN <= value <= INT64_MAX else float(text)
-
-
-#: One decoder for every value (json.loads with options builds a new one per call); the one
-#: with the int hook only for texts that may hold an int beyond 64 bits (19 digits or more).
-_DECODER = json.JSONDecoder()
-_WIDE_DECODER = json.JSONDecoder(parse_int=_parse_int)
-
-
-#: LONG_DIGITS for the bytes psycopg hands to the loader.
-_LONG_DIGITS_BYTES = re.compile(LONG_DIGITS.pattern.encode())
-
-
-def _json_loads(data: str | bytes) -> Any:
-    """A jsonb/json value as Python, read like the reference backend reads its JSON.
-
-    orjson (~7x faster than the stdlib on metadata-sized values; a search decodes one per
-    hit) reads the same values as ``json.loads``, except numbers beyond float range (jsonb's
-    numeric keeps ``1e400``), which it refuses: those, and texts that may hold an int beyond
-    64 bits, take the stdlib's path with the int hook."""
-    if isinstance(data, str):
-        long_digits = LONG_DIGITS.search(data) is not None
-    else:
-        long_digits = _LONG_DIGITS_BYTES.search(data) is not None
-    if not long_digits:
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:
-            pass  # (a number beyond float range: the stdlib reads it, below)
-    text = data if isinstance(data, str) else bytes(data).decode("utf-8")
-    return (_WIDE_DECODER if long_digits else _DECODER).decode(text)
-
-
 async def prepare(conn: psycopg.AsyncConnection[Any]) -> None:
     """Make ``conn`` ready for the backend: vector adapters and JSON codecs."""
-    set_json_loads(_json_loads, conn)
-    set_json_dumps(dump_json, conn)
     setup = _SETUPS.get(conn)
     if setup is None:
         # A connection the backend did not open: detect what the server has.
         info = await TypeInfo.fetch(conn, "vector")
-        if info is not None:
-            from pgvector.psycopg.vector import register_vector_info
-
-            register_vector_info(conn, info)
-        return
-    if setup.dialect.binary_vectors and setup.vector_info is not None:
-        # pgvector's own adapters (text and binary), with the type fetched once per store
-        # instead of register_vector_async()'s four catalog queries per connection.
-        from pgvector.psycopg.vector import register_vector_info
-
-        register_vector_info(conn, setup.vector_info)
+    else:
+        # The type fetched once per store instead of register_vector_async()'s four catalog
+        # queries per connection.
+        info = setup.vector_info if setup.dialect.binary_vectors else None
+    codecs.register(conn, info)
 
 
 # -- errors ------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """The baselines: what a careful user writes by hand with the raw drivers.
 
 PostgreSQL: psycopg 3 + pgvector-python, vectors bound as binary, statements
-prepared, ``hnsw.ef_search`` (and, for filters, pgvector 0.8's iterative scan) set
-once per session, the load a binary ``COPY`` with ``write_row`` as pgvector's docs
+prepared, k written into the statement as pgvector's README does (a ``LIMIT``
+parameter would have the server plan each execution again, see
+``CollectionSQL.search``), ``hnsw.ef_search`` (and, for filters, pgvector 0.8's
+iterative scan) set once per session, the load a binary ``COPY`` with ``write_row`` as pgvector's docs
 show, then ``CREATE INDEX ... USING hnsw``. SQLite: sqlite-vec's ``vec0`` table
 (with ``bucket`` as a vec0 metadata column, so filters run inside the KNN) joined to
 a row table for the payload. Both return the same payload as vectorstore's hits:
@@ -39,12 +41,20 @@ class RawPostgres:
         self.schema = schema
         self.conn: Any = None
         self._ef: int | None = None
-        self.search_sql = sql.SQL(
-            "SELECT id, bucket, metadata, embedding <=> %b AS distance FROM {} ORDER BY embedding <=> %b LIMIT %s"
-        ).format(self.table).as_string()
-        self.filtered_sql = sql.SQL(
-            "SELECT id, bucket, metadata, embedding <=> %b AS distance FROM {} WHERE bucket < %s "
-            "ORDER BY embedding <=> %b LIMIT %s").format(self.table).as_string()
+        self._statements: dict[tuple[bool, int], str] = {}
+
+    def search_sql(self, k: int, filtered: bool = False) -> str:
+        """The search statement for ``k`` hits; parameters: the query vector twice, with
+        ``filtered`` the bucket bound between them."""
+        from psycopg import sql
+
+        found = self._statements.get((filtered, k))
+        if found is None:
+            where = sql.SQL("WHERE bucket < %s ") if filtered else sql.SQL("")
+            found = self._statements[(filtered, k)] = sql.SQL(
+                "SELECT id, bucket, metadata, embedding <=> %b AS distance FROM {} {}ORDER BY embedding <=> %b "
+                "LIMIT {}").format(self.table, where, sql.Literal(int(k))).as_string()
+        return found
 
     async def connect(self, ef_search: int = 40) -> Any:
         import psycopg
@@ -108,19 +118,19 @@ class RawPostgres:
             self._ef = ef_search
 
     async def search(self, query: np.ndarray[Any, Any], k: int, conn: Any = None) -> list[tuple[Any, ...]]:
-        cur = await (conn or self.conn).execute(self.search_sql, [query, query, k], prepare=True)
+        cur = await (conn or self.conn).execute(self.search_sql(k), [query, query], prepare=True)
         rows: list[tuple[Any, ...]] = await cur.fetchall()
         return rows
 
     async def explain(self, query: np.ndarray[Any, Any], k: int) -> dict[str, Any]:
         """``EXPLAIN (ANALYZE, FORMAT JSON)`` of the search statement: the server's own timings."""
-        cur = await self.conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + self.search_sql, [query, query, k])
+        cur = await self.conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + self.search_sql(k), [query, query])
         row = await cur.fetchone()
         plan: dict[str, Any] = row[0][0]
         return plan
 
     async def search_filtered(self, query: np.ndarray[Any, Any], k: int, below: int) -> list[tuple[Any, ...]]:
-        cur = await self.conn.execute(self.filtered_sql, [query, below, query, k], prepare=True)
+        cur = await self.conn.execute(self.search_sql(k, filtered=True), [query, below, query], prepare=True)
         rows: list[tuple[Any, ...]] = await cur.fetchall()
         return rows
 
@@ -130,7 +140,7 @@ class RawPostgres:
         async with self.conn.pipeline():
             for query in queries:
                 cur = self.conn.cursor()
-                await cur.execute(self.search_sql, [query, query, k], prepare=True)
+                await cur.execute(self.search_sql(k), [query, query], prepare=True)
                 cursors.append(cur)
         return [await cur.fetchall() for cur in cursors]
 
