@@ -695,8 +695,8 @@ def test_search_many_answers_each_query_like_search(url: str) -> None:
 
 
 def test_a_cancelled_search_leaves_the_pool_usable(url: str, server_url: str) -> None:
-    """A search cancelled while its statement runs (asyncio timeout, client gone) returns no
-    broken connection to the pool: the next searches work."""
+    """A search cancelled while its statement runs (asyncio timeout, client gone) is cancelled
+    on the server too, and returns no broken connection to the pool: the next searches work."""
     async def go() -> None:
         store, backend = await open_pg(url, pool_max=1)
         col = await store.create_collection("docs", dim=3)
@@ -707,6 +707,17 @@ def test_a_cancelled_search_leaves_the_pool_usable(url: str, server_url: str) ->
                 sql.Identifier(backend.settings.schema, "vs_c_docs")))
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(col.search([1, 0, 0], k=1), 0.3)
+            # The server was asked to cancel it: no search is left waiting for the lock.
+            waiting = -1
+            for _ in range(40):
+                cur = await locker.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                                           "AND query LIKE %s AND pid <> pg_backend_pid()", ["%vs_c_docs%"])
+                row = await cur.fetchone()
+                waiting = row[0] if row else -1
+                if waiting == 0:
+                    break
+                await asyncio.sleep(0.05)
+            assert waiting == 0
         finally:
             await locker.rollback()
             await locker.close()

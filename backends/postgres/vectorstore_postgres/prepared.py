@@ -11,12 +11,15 @@ raises psycopg's own error classes. Measured on 10k x 768 with 8 concurrent clie
 less client CPU per search (docs/benchmarks.md, "Profiling").
 
 Only for a caller holding the connection alone and outside a transaction (a pooled
-checkout): an interrupted call leaves the connection busy, which the pool then discards.
+checkout). A call interrupted while its statement runs (the task cancelled, a timeout) asks
+the server to cancel the statement, as psycopg's cursor does, and leaves the connection busy,
+which the pool then discards.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import re
 from collections.abc import Sequence
@@ -30,6 +33,8 @@ from psycopg.adapt import PyFormat, Transformer
 #: Statements prepared per connection before the oldest is deallocated (psycopg's own
 #: prepare manager keeps 100).
 MAX_PREPARED = 128
+#: Seconds an interrupted call waits for the server to take its cancel request.
+CANCEL_TIMEOUT = 5.0
 
 _PERCENT = re.compile(r"%(.)", re.DOTALL)
 
@@ -110,11 +115,11 @@ class PreparedStatements:
         if len(self._names) >= MAX_PREPARED:
             oldest = next(iter(self._names))
             pgconn.send_query(b"DEALLOCATE " + self._names.pop(oldest))
-            self._check(await _results(pgconn), pq.ExecStatus.COMMAND_OK)
+            self._check(await self._results(), pq.ExecStatus.COMMAND_OK)
         self._counter += 1
         name = f"vs_{self._counter}".encode()
         pgconn.send_prepare(name, key[0].encode(self._encoding), param_types=key[1])
-        self._check(await _results(pgconn), pq.ExecStatus.COMMAND_OK)
+        self._check(await self._results(), pq.ExecStatus.COMMAND_OK)
         self._names[key] = name
         return name
 
@@ -122,7 +127,18 @@ class PreparedStatements:
                    formats: Sequence[pq.Format] | None) -> pq.abc.PGresult:
         pgconn = self._conn.pgconn
         pgconn.send_query_prepared(name, values, param_formats=formats, result_format=pq.Format.BINARY)
-        return self._check(await _results(pgconn), pq.ExecStatus.TUPLES_OK)
+        return self._check(await self._results(), pq.ExecStatus.TUPLES_OK)
+
+    async def _results(self) -> list[pq.abc.PGresult]:
+        try:
+            return await _results(self._conn.pgconn)
+        except BaseException:
+            if self._conn.pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
+                # Interrupted mid-statement: stop it on the server rather than let it run on
+                # for nobody (up to statement_timeout); the pool discards the connection.
+                with contextlib.suppress(Exception):
+                    await self._conn.cancel_safe(timeout=CANCEL_TIMEOUT)
+            raise
 
     def _check(self, results: list[pq.abc.PGresult], expected: pq.ExecStatus) -> pq.abc.PGresult:
         for result in results:
