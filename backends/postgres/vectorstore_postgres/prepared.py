@@ -82,8 +82,8 @@ class PreparedStatements:
         self._counter = 0
 
     async def fetch(self, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
-        """The rows of ``statement`` run with ``params``; None when the statement's placeholders
-        are not all ``%s`` (the caller then uses a cursor)."""
+        """The rows of ``statement`` run with ``params``; None when the statement has other
+        than positional placeholders (the caller then uses a cursor)."""
         converted = numbered(statement)
         if converted is None:
             return None
