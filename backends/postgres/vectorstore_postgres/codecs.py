@@ -2,9 +2,10 @@
 
 :func:`register` sets up a connection's adapters: psycopg's JSON codecs with
 :func:`json_loads` and vectorstore's JSON writer, pgvector's vector adapters, and two
-replacements on the paths every search and load takes — the jsonb binary loader (one per
-hit) and the binary dumper of NumPy vectors (one per query vector and per record) — that do
-the same work as the ones they replace in fewer Python steps.
+replacements on the paths every search takes — the jsonb binary loader (one value per hit)
+and the binary dumper of NumPy vectors (each query vector, and each record of a write too
+small for COPY, whose rows are encoded by ``copyrows``) — that do the same work as the ones
+they replace in fewer Python steps.
 """
 
 from __future__ import annotations

@@ -130,7 +130,8 @@ class CollectionSQL:
     schema: str
     spec: CollectionSpec
     dialect: Dialect
-    #: Search statements by (compiled filter condition, indexed): composing SQL costs more than the query.
+    #: Search statements by (compiled filter condition, indexed, gated, vector, limits): composing SQL
+    #: costs more than the query.
     _search_cache: dict[tuple[str, bool, bool, bool, tuple[int, int]], tuple[str, bool]] = attrs.field(
         factory=dict, init=False, eq=False, repr=False)
 
