@@ -648,8 +648,9 @@ def test_search_statements_settle_on_a_generic_plan(url: str, exact_below: int) 
 
 
 def test_prepared_searches_beyond_the_per_connection_limit(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Past MAX_PREPARED distinct statements on a connection the oldest is deallocated: the
-    server never holds more, and every search still answers as the cursor path does."""
+    """Past MAX_PREPARED distinct statements on a connection the least recently used is
+    deallocated: the server never holds more, a statement in use stays prepared, and every
+    search still answers as the cursor path does."""
     from vectorstore_postgres import prepared as prepared_module
 
     monkeypatch.setattr(prepared_module, "MAX_PREPARED", 2)
@@ -669,6 +670,19 @@ def test_prepared_searches_beyond_the_per_connection_limit(url: str, monkeypatch
                     expected = await col.search(query, k=5, where=where)
                 assert got == expected and len(got) == 5, where
                 assert len(await _prepared_names(backend)) <= 2
+        await store.aclose()
+        # On a fresh connection: A, then B; A used again; then C evicts B, not A (the oldest).
+        store, backend = await open_pg(url, pool_max=1, exact_search_below=0)
+        col = await store.collection("docs")
+        query = records[0]["vector"]
+        await col.search(query, k=5)
+        (first,) = await _prepared_names(backend)
+        await col.search(query, k=5, where=wheres[1])
+        (second,) = set(await _prepared_names(backend)) - {first}
+        await col.search(query, k=5)
+        await col.search(query, k=5, where=wheres[2])
+        names = await _prepared_names(backend)
+        assert first in names and second not in names and len(names) == 2
         await store.aclose()
 
     run(go())

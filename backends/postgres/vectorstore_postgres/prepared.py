@@ -30,8 +30,8 @@ import psycopg.errors
 from psycopg import pq
 from psycopg.adapt import PyFormat, Transformer
 
-#: Statements prepared per connection before the oldest is deallocated (psycopg's own
-#: prepare manager keeps 100).
+#: Statements prepared per connection before the least recently used is deallocated
+#: (psycopg's own prepare manager keeps 100).
 MAX_PREPARED = 128
 #: Seconds an interrupted call waits for the server to take its cancel request.
 CANCEL_TIMEOUT = 5.0
@@ -77,7 +77,7 @@ class PreparedStatements:
         self._conn = conn
         self._tx = Transformer(conn)
         self._encoding = conn.info.encoding
-        #: (statement, parameter types) -> name, oldest first.
+        #: (statement, parameter types) -> name, least recently used first.
         self._names: dict[tuple[str, tuple[int, ...]], bytes] = {}
         self._counter = 0
 
@@ -108,8 +108,9 @@ class PreparedStatements:
         return tx.load_rows(0, result.ntuples, tuple)
 
     async def _prepared(self, key: tuple[str, tuple[int, ...]]) -> bytes:
-        name = self._names.get(key)
+        name = self._names.pop(key, None)
         if name is not None:
+            self._names[key] = name  # (now the most recently used)
             return name
         pgconn = self._conn.pgconn
         if len(self._names) >= MAX_PREPARED:
