@@ -876,8 +876,8 @@ class PostgresBackend:
                          limits: tuple[int, int], where: Filter, ef_search: int | None,
                          include_vector: bool, *, reuse: bool) -> list[list[Any]]:
         """The candidate rows of each query. With ``reuse`` (the caller holds ``conn`` alone) one
-        query, or a batch sharing one statement, runs on the connection's kept cursor
-        (:class:`PooledConnection`)."""
+        query runs its prepared statement without a cursor, and a batch sharing one statement
+        runs on the connection's kept cursor (both kept by :class:`PooledConnection`)."""
         gated = await self._gated(conn, q) if any(plans) else False
         calls = []
         for query, indexed in zip(queries, plans, strict=True):

@@ -132,7 +132,7 @@ class PreparedStatements:
 
     async def _results(self) -> list[pq.abc.PGresult]:
         try:
-            return await _results(self._conn.pgconn)
+            return await _read_results(self._conn.pgconn)
         except BaseException:
             if self._conn.pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
                 # Interrupted mid-statement: stop it on the server rather than let it run on
@@ -151,7 +151,7 @@ class PreparedStatements:
         return results[0]
 
 
-async def _results(pgconn: pq.abc.PGconn) -> list[pq.abc.PGresult]:
+async def _read_results(pgconn: pq.abc.PGconn) -> list[pq.abc.PGresult]:
     """Send what is buffered, then every result of the statement sent (libpq, non-blocking)."""
     while pgconn.flush():
         await _ready(pgconn.socket, write=True)
