@@ -12,7 +12,7 @@ import pytest
 import vectorstore as vs
 from fixtures.sqlite_files import backend_of, raw, url
 from vectorstore.bench.datasets import clustered
-from vectorstore_sqlite.quantized import encode
+from vectorstore_sqlite.quantized import Codes, allowed_slots, encode, matching_keys_sql, shortlist
 
 
 def load(col: vs.Collection, vectors: np.ndarray[Any, Any], start: int = 1) -> None:
@@ -181,7 +181,42 @@ def test_filtered_searches_use_the_codes_and_return_k_hits(tmp_path: Path, data:
         hits = col.search(data.queries[0], k=10, where={"metadata.odd": True})
         assert [h.id - 1 for h in hits] == data.exact_neighbours(10, rows=odd)[0].tolist()
     conn = raw(path)
-    plan = conn.execute('EXPLAIN QUERY PLAN SELECT _key FROM "c" WHERE _norm IS NOT NULL AND ("bucket" < ?)',
-                        [10]).fetchall()
+    plan = conn.execute("EXPLAIN QUERY PLAN " + matching_keys_sql("c", '"bucket" < ?'), [10]).fetchall()
     conn.close()
     assert "COVERING INDEX" in str(plan) and "c__cover" in str(plan)
+
+
+def test_filters_matching_few_or_no_records(tmp_path: Path, data: Any) -> None:
+    """The filter's keys come back as one JSON array: none, fewer than k, or keys of records
+    without a vector (never candidates) all give the right answer."""
+    with vs.connect(url(tmp_path / "q.db", exact_search_below=0)) as store:
+        col = store.create_collection("c", dim=data.dim, id_type="int", fields={"bucket": "int"})
+        load(col, data.vectors)
+        col.upsert([{"id": 90_001, "vector": None, "fields": {"bucket": 1000}},
+                    {"id": 90_002, "vector": data.vectors[0], "fields": {"bucket": 1000}}])
+        assert col.search(data.queries[0], k=10, where={"bucket": {"$gt": 5000}}) == []
+        hits = col.search(data.queries[0], k=10, where={"bucket": 1000})
+        assert [h.id for h in hits] == [90_002]
+        # Three records match: all three come back, nearest first.
+        col.upsert([{"id": 90_010 + i, "vector": data.vectors[i], "fields": {"bucket": 2000}} for i in (6, 69, 699)])
+        hits = col.search(data.queries[1], k=10, where={"bucket": 2000})
+        near = data.exact_neighbours(3, rows=np.isin(np.arange(data.n), [6, 69, 699]))[1]
+        assert [h.id for h in hits] == [90_010 + i for i in near.tolist()]
+        assert backend_of(store).search_passes["quantized"] == 3
+
+
+def test_shortlist_ignores_slots_added_after_the_filter_ran() -> None:
+    """A concurrent refresh may add slots between the filter's evaluation and a query's stage 1:
+    they are not among the filter's matches (and must not break the mask's shape)."""
+    from vectorstore.schema import Metric
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 16)).astype(np.float32)
+    codes = Codes(16)
+    bits, i8, scale = encode(Metric.L2, x)
+    codes.apply([(i + 1, bits[i].tobytes(), i8[i].tobytes(), float(scale[i])) for i in range(30)])
+    allowed = allowed_slots(codes, np.array([2, 4, 6, 99], dtype=np.int64))
+    assert np.flatnonzero(allowed).tolist() == [1, 3, 5]
+    codes.apply([(i + 1, bits[i].tobytes(), i8[i].tobytes(), float(scale[i])) for i in range(30, 40)])
+    keys = shortlist(codes, Metric.L2, x[35], keep=10, ef=1, allowed=allowed)
+    assert sorted(keys.tolist()) == [2, 4, 6]

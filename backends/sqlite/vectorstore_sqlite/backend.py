@@ -780,12 +780,7 @@ class SqliteBackend:
         allowed = None
         where_sql, where_params = where or ("1=1", [])
         if where is not None:
-            # The filter's matches, by key: _norm is NULL exactly when the vector is, and the
-            # collection's covering index holds it and every scalar field, so a filter on those
-            # fields is answered from the index without reading the rows.
-            rows = await r.fetchall(f"SELECT _key FROM {q(spec.name)} WHERE _norm IS NOT NULL AND ({where_sql})",
-                                    where_params)
-            allowed = quantized.allowed_slots(codes, [row[0] for row in rows])
+            allowed = quantized.allowed_slots(codes, await quantized.matching_keys(r, spec, where_sql, where_params))
         out: list[list[Hit]] = []
         for query in queries:
             self.search_passes["quantized"] += 1

@@ -202,7 +202,10 @@ def shortlist(codes: Codes, metric: Metric, query: npt.NDArray[np.float32], keep
     qbits_bytes = np.packbits(x > 0, bitorder="little").tobytes()
     qbits_bytes += bytes(codes.words * 8 - len(qbits_bytes))
     qbits = np.frombuffer(qbits_bytes, dtype=np.uint64)
-    mask = codes.alive[:n] if allowed is None else codes.alive[:n] & allowed
+    if allowed is not None and len(allowed) < n:
+        # Slots added since the filter was evaluated (a concurrent refresh): not among its matches.
+        allowed = np.concatenate([allowed, np.zeros(n - len(allowed), dtype=np.bool_)])
+    mask = codes.alive[:n] if allowed is None else codes.alive[:n] & allowed[:n]
     live = codes.live if allowed is None else int(mask.sum())
     if live == 0:
         return np.empty(0, dtype=np.int64)
@@ -222,12 +225,26 @@ def shortlist(codes: Codes, metric: Metric, query: npt.NDArray[np.float32], keep
     return out
 
 
-def allowed_slots(codes: Codes, keys: list[int]) -> npt.NDArray[np.bool_]:
-    """A mask over ``codes``' slots: those of ``keys`` (the records a filter matches)."""
-    mask = np.zeros(codes.size, dtype=np.bool_)
-    slot = codes.slot
-    at = [i for key in keys if (i := slot.get(key)) is not None]
-    mask[at] = True
+def matching_keys_sql(spec_name: str, where_sql: str) -> str:
+    """The keys of the records with a vector that a filter matches, gathered by SQLite into one
+    JSON array. ``_norm`` is NULL exactly when the vector is, and the collection's covering
+    index holds it and every scalar field, so a filter on those fields is answered from the
+    index without reading the rows."""
+    return f"SELECT json_group_array(_key) FROM {q(spec_name)} WHERE _norm IS NOT NULL AND ({where_sql})"
+
+
+async def matching_keys(conn: Conn, spec: CollectionSpec, where_sql: str,
+                        where_params: Sequence[Any]) -> npt.NDArray[np.int64]:
+    """The keys :func:`matching_keys_sql` finds, as an array. One value rather than a row per
+    key: a filter matching 50,000 records costs ~14 ms this way against ~46 ms."""
+    rows = await conn.fetchall(matching_keys_sql(spec.name, where_sql), where_params)
+    return np.array(json.loads(rows[0][0]), dtype=np.int64)
+
+
+def allowed_slots(codes: Codes, keys: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """A mask over ``codes``' slots: those of ``keys`` (the records a filter matches). Vectorised
+    (NumPy picks a lookup table for a dense key range): ~1 ms for 50,000 keys among 100,000."""
+    mask: npt.NDArray[np.bool_] = np.isin(codes.keys[:codes.size], keys)
     return mask
 
 
