@@ -244,3 +244,21 @@ def test_shortlist_keeps_to_its_own_thread() -> None:
     others = time.process_time() - process - own
     # CPU time, not wall time: other processes on the machine do not move either number.
     assert others < 0.25 * own, f"other threads of this process used {others:.3f} s of CPU against {own:.3f} s"
+
+
+@pytest.mark.parametrize("wanted", [1, 7, 500, 999])
+def test_stage_one_picks_the_smallest_distances(wanted: int) -> None:
+    """Stage 1's selection: exactly ``wanted`` slots, none farther than any slot left out, ties
+    at the cut taken in slot order; masked slots (the uint16 maximum) only when nothing else is left."""
+    from vectorstore_sqlite.quantized import _nearest
+
+    rng = np.random.default_rng(wanted)
+    ham = rng.integers(0, 40, size=1000).astype(np.uint16)  # many ties
+    ham[rng.choice(1000, 100, replace=False)] = np.iinfo(np.uint16).max
+    picked = _nearest(ham, wanted)
+    assert len(picked) == wanted == len(set(picked.tolist()))
+    rest = np.setdiff1d(np.arange(1000), picked)
+    assert ham[picked].max() <= ham[rest].min()
+    cut = ham[picked].max()
+    tied = np.flatnonzero(ham == cut)
+    assert set(picked[ham[picked] == cut].tolist()) == set(tied[: int((ham[picked] == cut).sum())].tolist())

@@ -77,6 +77,8 @@ class Codes:
     complete: bool = False
     size: int = 0
     keys: npt.NDArray[np.int64] = attrs.field(factory=lambda: np.empty(0, np.int64))
+    #: Sign bits word-major: ``bits[w, slot]`` is the slot's w-th 64-bit word, so stage 1 runs
+    #: over one contiguous array per word (~3x faster than over rows of a few words each).
     bits: npt.NDArray[np.uint64] = attrs.field(factory=lambda: np.empty((0, 0), np.uint64))
     i8: npt.NDArray[np.int8] = attrs.field(factory=lambda: np.empty((0, 0), np.int8))
     scale: npt.NDArray[np.float32] = attrs.field(factory=lambda: np.empty(0, np.float32))
@@ -103,7 +105,10 @@ class Codes:
             return out
 
         self.keys = grow(self.keys, (cap,), np.int64)
-        self.bits = grow(self.bits, (cap, self.words), np.uint64)
+        bits = np.zeros((self.words, cap), dtype=np.uint64)
+        if self.size:
+            bits[:, : self.size] = self.bits[:, : self.size]
+        self.bits = bits
         self.i8 = grow(self.i8, (cap, self.dim), np.int8)
         self.scale = grow(self.scale, (cap,), np.float32)
         self.sq = grow(self.sq, (cap,), np.float64)
@@ -137,7 +142,7 @@ class Codes:
         nbytes = -(-self.dim // 8)
         bits = np.zeros((len(rows), self.words * 8), dtype=np.uint8)
         bits[:, :nbytes] = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.uint8).reshape(len(rows), nbytes)
-        self.bits[at] = bits.view(np.uint64)
+        self.bits[:, at] = bits.view(np.uint64).T
         i8 = np.frombuffer(b"".join(row[2] for row in rows), dtype=np.int8).reshape(len(rows), self.dim)
         self.i8[at] = i8
         scale = np.array([row[3] for row in rows], dtype=np.float32)
@@ -211,9 +216,13 @@ def shortlist(codes: Codes, metric: Metric, query: npt.NDArray[np.float32], keep
         return np.empty(0, dtype=np.int64)
     wanted = min(live, max(CANDIDATES_PER_EF * ef, keep))
     if wanted < live:
-        ham = np.bitwise_count(codes.bits[:n] ^ qbits).sum(axis=1, dtype=np.int32)
-        ham[~mask] = np.iinfo(np.int32).max
-        cand = np.argpartition(ham, wanted - 1)[:wanted]
+        # Hamming distances, one 64-bit word at a time (a dimension fits in uint16: <= 8,192 bits).
+        ham = np.bitwise_count(codes.bits[0, :n] ^ qbits[0]).astype(np.uint16)
+        for word in range(1, codes.words):
+            ham += np.bitwise_count(codes.bits[word, :n] ^ qbits[word])
+        if live < n:  # dead slots, or a filter's non-matches
+            ham[~mask] = np.iinfo(np.uint16).max
+        cand = _nearest(ham, wanted)
     else:
         cand = np.flatnonzero(mask)
     # einsum, not `@`: a BLAS product of this size runs on OpenBLAS's threads, which then spin
@@ -226,6 +235,18 @@ def shortlist(codes: Codes, metric: Metric, query: npt.NDArray[np.float32], keep
     best = cand[np.argpartition(approx, keep - 1)[:keep]] if keep < len(cand) else cand
     out: npt.NDArray[np.int64] = codes.keys[best]
     return out
+
+
+def _nearest(ham: npt.NDArray[np.uint16], wanted: int) -> npt.NDArray[np.int64]:
+    """The slots of the ``wanted`` smallest Hamming distances (``wanted < len(ham)``): every slot
+    below the distance where the count reaches ``wanted``, then the first slots at it. Distances
+    are small integers, so a histogram finds that distance (~2x faster than argpartition)."""
+    reach = np.cumsum(np.bincount(ham))
+    cut = int(np.searchsorted(reach, wanted))  # the first distance with >= wanted slots up to it
+    below = np.flatnonzero(ham < cut)
+    at = np.flatnonzero(ham == cut)[: wanted - len(below)]
+    found: npt.NDArray[np.int64] = np.concatenate([below, at])
+    return found
 
 
 def matching_keys_sql(spec_name: str, where_sql: str) -> str:
