@@ -212,7 +212,11 @@ def test_sqlite_file_from_before_vectorless_records_is_migrated(db: Path) -> Non
                     (3, "a"), (7, "b"), (8, "c")]
             assert conn.execute("SELECT rowid FROM docs__vec ORDER BY rowid").fetchall() == [(3,), (7,), (8,)]
             objects = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE tbl_name = 'docs'")}
-            assert {"docs__norm", "docs__au", "docs__av", "docs__an", "docs__ad"} <= objects
+            assert {"docs__cover", "docs__au", "docs__av", "docs__an", "docs__ad"} <= objects
+            # The covering index leads with _norm; the index on _norm alone went (migration 5). A
+            # collection without a vec0 mirror has no covering index and keeps it.
+            assert "docs__norm" not in objects
+            assert conn.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'dots__norm'").fetchone() == (1,)
             assert conn.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'vs_rebuild'").fetchone() == (0,)
         finally:
             conn.close()
@@ -235,6 +239,26 @@ def test_sqlite_file_from_before_vectorless_records_is_migrated(db: Path) -> Non
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("metric", ["cosine", "inner_product"])
+def test_sqlite_norm_range_comes_from_an_index(store: vs.Store, db: Path, metric: str) -> None:
+    """The exact search reads min and max ``_norm`` per query: from the covering index where the
+    collection has one (it leads with ``_norm``; no second index on ``_norm`` alone, which slowed
+    loads), else from the index on ``_norm``. Never a scan of the table."""
+    col = store.create_collection("n", dim=3, metric=metric, fields={"kind": "text"})
+    col.upsert([{"id": f"r{i}", "vector": [i + 1.0, 0.0, 1.0], "fields": {"kind": "a"}} for i in range(20)])
+    conn = raw(db)
+    try:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'n'")}
+        expected = "n__cover" if metric == "cosine" else "n__norm"
+        assert expected in names and ({"n__cover", "n__norm"} - {expected}).isdisjoint(names)
+        for statement in ("SELECT min(_norm) FROM n WHERE _norm > 0", "SELECT max(_norm) FROM n"):
+            plan = str(conn.execute("EXPLAIN QUERY PLAN " + statement).fetchall())
+            assert expected in plan and "SCAN n" not in plan.replace("COVERING INDEX", ""), plan
+    finally:
+        conn.close()
+    assert [h.id for h in col.search([20.0, 0.0, 1.0], k=2)][:1] == ["r19"]
 
 
 def test_sqlite_persistence_of_every_field_type(db: Path) -> None:

@@ -119,7 +119,9 @@ def test_files_from_before_the_codes_are_backfilled(tmp_path: Path, data: Any) -
     conn.execute('DROP TABLE "vs_generations"')
     conn.execute('DROP TRIGGER "c__cd"')
     conn.execute('DROP TRIGGER "c__cn"')
-    conn.execute('DELETE FROM "vs_schema_version" WHERE version = 4')
+    conn.execute('DROP INDEX "c__cover"')
+    conn.execute('CREATE INDEX "c__norm" ON "c" (_norm)')
+    conn.execute('DELETE FROM "vs_schema_version" WHERE version >= 4')
     conn.close()
     with vs.connect(url(path, exact_search_below=0)) as store:
         col = store.collection("c")
@@ -130,6 +132,8 @@ def test_files_from_before_the_codes_are_backfilled(tmp_path: Path, data: Any) -
         col.delete([found[0] + 1])  # the re-created triggers work
         assert found[0] + 1 not in [h.id for h in col.search(data.queries[3], k=10)]
     conn = raw(path)
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'c'")}
+    assert "c__cover" in indexes and "c__norm" not in indexes  # migrations 4 and 5
     assert conn.execute('SELECT complete FROM "vs_generations" WHERE name = ?', ["c"]).fetchone() == (1,)
     assert conn.execute('SELECT count(*) FROM "c__codes" WHERE bits IS NOT NULL').fetchone() == (1499,)
     conn.close()
