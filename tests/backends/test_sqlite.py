@@ -27,7 +27,7 @@ from vectorstore.filters import parse_filter
 from vectorstore.sqlfilter import compile_filter
 from vectorstore_conformance.helpers import reference_distances
 from vectorstore_sqlite import driver as drv
-from vectorstore_sqlite.backend import parse_settings
+from vectorstore_sqlite.backend import WRITER_CACHE_KIB, parse_settings
 from vectorstore_sqlite.sql import DIALECT, MIGRATIONS
 
 
@@ -104,6 +104,8 @@ def test_sqlite_wal_and_pragmas_on_the_file(store: vs.Store, db: Path) -> None:
         assert conn.execute("SELECT version FROM vs_schema_version ORDER BY version").fetchall() == ALL_VERSIONS
     finally:
         conn.close()
+    backend = backend_of(store)
+    assert store.run(backend._writer.fetchall("PRAGMA cache_size")) == [(-WRITER_CACHE_KIB,)]
 
 
 def test_sqlite_relative_url_and_missing_parent_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
