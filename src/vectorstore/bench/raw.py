@@ -46,10 +46,10 @@ class RawPostgres:
     def search_sql(self, k: int, filtered: bool = False) -> str:
         """The search statement for ``k`` hits; parameters: the query vector twice, with
         ``filtered`` the bucket bound between them."""
-        from psycopg import sql
-
         found = self._statements.get((filtered, k))
         if found is None:
+            from psycopg import sql  # (only to compose a statement; every search calls this)
+
             where = sql.SQL("WHERE bucket < %s ") if filtered else sql.SQL("")
             found = self._statements[(filtered, k)] = sql.SQL(
                 "SELECT id, bucket, metadata, embedding <=> %b AS distance FROM {} {}ORDER BY embedding <=> %b "
