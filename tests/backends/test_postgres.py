@@ -24,6 +24,7 @@ from vectorstore.store import AsyncStore
 from vectorstore_postgres import migrations
 from vectorstore_postgres.backend import PostgresBackend
 from vectorstore_postgres.dialect import PgVector
+from vectorstore_postgres.queries import field_index_name
 from vectorstore_postgres.testing import with_query
 
 pytestmark = pytest.mark.postgres
@@ -362,7 +363,8 @@ def _reference(records: list[dict[str, Any]], query: np.ndarray, k: int,
 
 @pytest.fixture
 def filtered_store(url: str) -> Iterator[Callable[[], Any]]:
-    """A 3000-row collection searched through its HNSW index (exact_search_below=0)."""
+    """A 3000-row collection searched through its HNSW index (exact_search_below=0): without
+    the B-tree on ``cat``, which would otherwise answer its selective filters."""
     records = _records(3000, 8)
 
     @contextlib.asynccontextmanager
@@ -372,6 +374,9 @@ def filtered_store(url: str) -> Iterator[Callable[[], Any]]:
                                             exist_ok=True)
         if await col.count() == 0:
             await col.upsert(records)
+            async with backend._pool.connection() as conn:
+                await conn.execute(sql.SQL("DROP INDEX {}").format(
+                    sql.Identifier(backend.settings.schema, field_index_name("docs", "cat"))))
         try:
             yield store, backend, col
         finally:
@@ -628,7 +633,8 @@ def test_searches_run_one_prepared_statement_and_survive_a_failed_one(url: str, 
 def test_search_statements_settle_on_a_generic_plan(url: str, exact_below: int) -> None:
     """A prepared search is not planned again on every execution: after PostgreSQL's five
     custom plans it runs its generic plan (with LIMIT as a parameter it never would), both for
-    the index statement alone and for the statement gated on the table's size."""
+    the index statement alone and for the statement gated on the table's size. Filtered
+    searches are not prepared at all (planned for their values: see the next test)."""
     async def go() -> None:
         store, backend = await open_pg(url, pool_max=1, exact_search_below=exact_below)
         col = await store.create_collection("docs", dim=8, fields={"cat": "int", "tags": "text[]"})
@@ -639,9 +645,11 @@ def test_search_statements_settle_on_a_generic_plan(url: str, exact_below: int) 
                 assert len(await col.search(records[i]["vector"], k=5, where=where)) == 5
         async with backend._pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name LIKE 'vs\\_%'")
+                "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements "
+                "WHERE name LIKE 'vs\\_%'")
             counts = await cur.fetchall()
-        assert len(counts) == 2 and all(generic >= 7 and custom <= 5 for generic, custom in counts), counts
+        assert len(counts) == 1 and "AND 1=1 ORDER BY" in counts[0][0], counts  # (the unfiltered one)
+        assert counts[0][1] >= 7 and counts[0][2] <= 5, counts
         await store.aclose()
 
     run(go())
@@ -650,7 +658,8 @@ def test_search_statements_settle_on_a_generic_plan(url: str, exact_below: int) 
 def test_prepared_searches_beyond_the_per_connection_limit(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Past MAX_PREPARED distinct statements on a connection the least recently used is
     deallocated: the server never holds more, a statement in use stays prepared, and every
-    search still answers as the cursor path does."""
+    search still answers as the cursor path does. (One statement per k: the limits are written
+    into it. Filtered searches go unprepared and leave the prepared ones alone.)"""
     from vectorstore_postgres import prepared as prepared_module
 
     monkeypatch.setattr(prepared_module, "MAX_PREPARED", 2)
@@ -660,27 +669,30 @@ def test_prepared_searches_beyond_the_per_connection_limit(url: str, monkeypatch
         col = await store.create_collection("docs", dim=8, fields={"cat": "int", "tags": "text[]"})
         records = _records(300, 8)
         await col.upsert(records)
-        wheres: list[dict[str, Any]] = [{}, {"cat": {"$lt": 50}}, {"cat": {"$gte": 20}},
-                                        {"tags": {"$contains": "t1"}}, {"cat": {"$in": [1, 2, 3, 40]}}]
+        searches: list[tuple[int, dict[str, Any]]] = [(5, {}), (6, {}), (7, {}), (5, {"cat": {"$lt": 50}}),
+                                                      (5, {"tags": {"$contains": "t1"}}), (8, {})]
         for round_ in range(2):
-            for where in wheres:
-                query = records[7 * round_ + len(where)]["vector"]
-                got = await col.search(query, k=5, where=where)
+            for n, (k, where) in enumerate(searches):
+                query = records[7 * round_ + n]["vector"]
+                got = await col.search(query, k=k, where=where)
                 async with store.transaction():  # (the cursor path)
-                    expected = await col.search(query, k=5, where=where)
-                assert got == expected and len(got) == 5, where
+                    expected = await col.search(query, k=k, where=where)
+                assert got == expected and len(got) == k, (k, where)
                 assert len(await _prepared_names(backend)) <= 2
         await store.aclose()
-        # On a fresh connection: A, then B; A used again; then C evicts B, not A (the oldest).
+        # On a fresh connection: A, then B; A used again (a filtered search between); then C
+        # evicts B, not A (the oldest).
         store, backend = await open_pg(url, pool_max=1, exact_search_below=0)
         col = await store.collection("docs")
         query = records[0]["vector"]
         await col.search(query, k=5)
         (first,) = await _prepared_names(backend)
-        await col.search(query, k=5, where=wheres[1])
+        await col.search(query, k=6)
         (second,) = set(await _prepared_names(backend)) - {first}
         await col.search(query, k=5)
-        await col.search(query, k=5, where=wheres[2])
+        await col.search(query, k=5, where={"cat": {"$gte": 20}})
+        assert set(await _prepared_names(backend)) == {first, second}
+        await col.search(query, k=7)
         names = await _prepared_names(backend)
         assert first in names and second not in names and len(names) == 2
         await store.aclose()

@@ -207,7 +207,7 @@ class PostgresBackend:
         # The last spec object seen and its SQL: collections pass the same spec on every call.
         self._last_sql: tuple[CollectionSpec, CollectionSQL] | None = None
         self._default_settings = self.dialect.search_settings(*SEARCH_DEFAULTS)
-        self._settings_cache: dict[tuple[int | None, int], list[tuple[str, str]]] = {}
+        self._settings_cache: dict[tuple[int | None, int, bool], list[tuple[str, str]]] = {}
         #: Row estimates by collection name: (rows, time.monotonic() when read).
         self._estimates: dict[str, tuple[float, float]] = {}
         self._stage_ids = itertools.count()
@@ -312,6 +312,8 @@ class PostgresBackend:
             if await cur.fetchone() is None:
                 raise CollectionExists(f"collection {spec.name!r} already exists")
             await conn.execute(q.create_table())
+            for statement in q.create_field_indexes():
+                await conn.execute(statement)
             index = q.create_index()
             if index is not None:
                 await conn.execute(index)
@@ -776,7 +778,8 @@ class PostgresBackend:
         return statement, self._params(q, query, fparams, uses_index, gated)
 
     @contextlib.asynccontextmanager
-    async def _search_scope(self, conn: AConn, ef_search: int | None, fetch: int) -> AsyncIterator[None]:
+    async def _search_scope(self, conn: AConn, ef_search: int | None, fetch: int,
+                            filtered: bool = False) -> AsyncIterator[None]:
         """The search settings for one batch of statements, sent in one pipeline.
 
         Every connection starts with :data:`SEARCH_DEFAULTS` as session settings (see
@@ -787,7 +790,7 @@ class PostgresBackend:
         flush (COMMIT, not ROLLBACK: psycopg drops every prepared statement on ROLLBACK).
         Inside a caller's transaction a rolled-back savepoint ends the settings instead.
         """
-        settings = self._search_settings(ef_search, fetch)
+        settings = self._search_settings(ef_search, fetch, filtered)
         if settings is self._default_settings:
             async with conn.pipeline():
                 yield
@@ -811,14 +814,18 @@ class PostgresBackend:
                 await conn.execute("ROLLBACK")
             raise
 
-    def _search_settings(self, ef_search: int | None, fetch: int) -> list[tuple[str, str]]:
+    def _search_settings(self, ef_search: int | None, fetch: int, filtered: bool = False) -> list[tuple[str, str]]:
         """The settings a search needs; the very list :attr:`_default_settings` when they are the
-        session defaults (remembered per ``(ef_search, fetch)``)."""
-        key = (ef_search, fetch)
+        session defaults (remembered per ``(ef_search, fetch, filtered)``). A filtered batch
+        plans each statement for its values (``plan_cache_mode``: psycopg prepares a statement
+        run often enough, and a prepared statement would keep one plan for every value)."""
+        key = (ef_search, fetch, filtered)
         found = self._settings_cache.get(key)
         if found is None:
             ef = max(ef_search or SEARCH_DEFAULTS[0], fetch)
             found = self.dialect.search_settings(ef, scan_tuples=max(SEARCH_DEFAULTS[1], 50 * fetch))
+            if filtered:
+                found.append(("plan_cache_mode", "force_custom_plan"))
             if found == self._default_settings:
                 found = self._default_settings
             if len(self._settings_cache) < 4096:
@@ -879,6 +886,11 @@ class PostgresBackend:
         query runs its prepared statement without a cursor, and a batch sharing one statement
         runs on the connection's kept cursor (both kept by :class:`PooledConnection`)."""
         gated = await self._gated(conn, q) if any(plans) else False
+        # A filtered statement is planned for its values on every run: whether the filter passes
+        # 1 % of the rows (read them through the field's B-tree, score them exactly) or half of
+        # them (walk the HNSW index) is in the values, and a prepared statement's generic plan
+        # would assume a third.
+        filtered = not isinstance(where, MatchAll)
         calls = []
         for query, indexed in zip(queries, plans, strict=True):
             statement, fparams, uses_index = q.search(where, indexed=indexed, limits=limits, gated=gated,
@@ -888,27 +900,27 @@ class PostgresBackend:
             # The common case (one query, default settings): one prepared statement, one round
             # trip; on a pooled checkout without a cursor.
             if reuse and isinstance(conn, PooledConnection):
-                rows = await conn.statements().fetch(*calls[0])
+                rows = await conn.statements().fetch(*calls[0], prepare=not filtered)
                 if rows is not None:
                     return [rows]
             cur = _search_cursor(conn, reuse)
-            await cur.execute(*calls[0], prepare=True)
+            await cur.execute(*calls[0], prepare=not filtered)
             return [await cur.fetchall()]
         if all(statement == calls[0][0] for statement, _ in calls):
             # One statement for every query (the usual batch): one cursor runs them all, so its
             # dumpers and row loaders are built once, not once per query.
             cur = _search_cursor(conn, reuse)
-            async with self._search_scope(conn, ef_search, limits[1]):  # one pipeline
+            async with self._search_scope(conn, ef_search, limits[1], filtered):  # one pipeline
                 await cur.executemany(calls[0][0], [params for _, params in calls], returning=True)
             results = [await cur.fetchall()]
             while cur.nextset():
                 results.append(await cur.fetchall())
             return results
         cursors: list[psycopg.AsyncCursor[Any]] = []
-        async with self._search_scope(conn, ef_search, limits[1]):  # one pipeline
+        async with self._search_scope(conn, ef_search, limits[1], filtered):  # one pipeline
             for statement, params in calls:
                 cur = conn.cursor(binary=True)
-                await cur.execute(statement, params, prepare=True)
+                await cur.execute(statement, params, prepare=not filtered)
                 cursors.append(cur)
         # (The pipeline has synced: every result is already here.)
         return [await cur.fetchall() for cur in cursors]

@@ -81,9 +81,11 @@ class PreparedStatements:
         self._names: dict[tuple[str, tuple[int, ...]], bytes] = {}
         self._counter = 0
 
-    async def fetch(self, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+    async def fetch(self, statement: str, params: Sequence[Any], *,
+                    prepare: bool = True) -> list[tuple[Any, ...]] | None:
         """The rows of ``statement`` run with ``params``; None when the statement has other
-        than positional placeholders (the caller then uses a cursor)."""
+        than positional placeholders (the caller then uses a cursor). With ``prepare=False``
+        the statement goes unnamed, so the server plans it for these values every time."""
         converted = numbered(statement)
         if converted is None:
             return None
@@ -95,6 +97,12 @@ class PreparedStatements:
         values = tx.dump_sequence(params, wanted)
         key = (query, tx.types or ())
         formats = tx.formats
+        if not prepare:
+            self._conn.pgconn.send_query_params(query.encode(self._encoding), values, param_types=key[1],
+                                                param_formats=formats, result_format=pq.Format.BINARY)
+            result = self._check(await self._results(), pq.ExecStatus.TUPLES_OK)
+            tx.set_pgresult(result)
+            return tx.load_rows(0, result.ntuples, tuple)
         try:
             name = await self._prepared(key)
             result = await self._run(name, values, formats)
