@@ -77,7 +77,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         _every_collection_table("SET (toast_tuple_target = 8160)"),
     )),
     Migration(6, "field indexes", (
-        # A B-tree index per declared field of type text, int, float, date or timestamp, named as
+        # A B-tree index per declared field of type int, float, date or timestamp, named as
         # queries.field_index_name names it (collections created from now on get them with their
         # table). Builds each index, which holds off writes to that table until it is built.
         """DO $vs$
@@ -86,7 +86,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                FOR c IN SELECT name, table_name, spec FROM {schema}.vs_collections ORDER BY name LOOP
                    CONTINUE WHEN to_regclass(format('{schema}.%I', c.table_name)) IS NULL;
                    FOR f IN SELECT * FROM jsonb_array_elements(c.spec -> 'fields') LOOP
-                       CONTINUE WHEN f ->> 1 NOT IN ('text', 'int', 'float', 'date', 'timestamp');
+                       CONTINUE WHEN f ->> 1 NOT IN ('int', 'float', 'date', 'timestamp');
                        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON {schema}.%I (%I)',
                                       'vs_f_' || left(md5(c.name || '.' || (f ->> 0)), 20), c.table_name, f ->> 0);
                    END LOOP;

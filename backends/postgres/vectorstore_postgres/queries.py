@@ -75,11 +75,12 @@ def index_name(collection: str) -> str:
     return f"vs_i_{collection}"
 
 
-#: Declared field types with a B-tree index: the ones a selective filter compares by order or
-#: equality. Not bool (two values: the index would rarely beat a scan), json (no operator the
-#: filters use is B-tree indexable) nor arrays (their operators need GIN, dearer to write).
-INDEXED_FIELD_TYPES = frozenset({FieldType.TEXT, FieldType.INT, FieldType.FLOAT, FieldType.DATE,
-                                 FieldType.TIMESTAMP})
+#: Declared field types with a B-tree index: fixed-size values a selective filter compares by
+#: order or equality. Not text: a B-tree entry holds at most ~2.7 kB, and text fields carry whole
+#: documents (an agent's output, an overview), which the index would refuse, failing the write.
+#: Not bool (two values: the index would rarely beat a scan), json (no filter operator on it is
+#: B-tree indexable) nor arrays (their operators need GIN, dearer to write).
+INDEXED_FIELD_TYPES = frozenset({FieldType.INT, FieldType.FLOAT, FieldType.DATE, FieldType.TIMESTAMP})
 
 
 def field_index_name(collection: str, field: str) -> str:
