@@ -14,11 +14,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pytest
+from psycopg import sql
 
 import vectorstore
 from fixtures.pgtrace import Tracer
 from vectorstore.store import AsyncCollection, AsyncStore
 from vectorstore_postgres.backend import PostgresBackend
+from vectorstore_postgres.queries import field_index_name
 
 pytestmark = pytest.mark.postgres
 
@@ -34,6 +36,14 @@ async def open_pg(url: str, **options: Any) -> tuple[AsyncStore, PostgresBackend
     backend = store.backend
     assert isinstance(backend, PostgresBackend)
     return store, backend
+
+
+async def field_index_exists(backend: PostgresBackend, collection: str, field: str) -> bool:
+    async with backend._pool.connection() as conn:
+        cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", [
+            sql.Identifier(backend.settings.schema, field_index_name(collection, field)).as_string()])
+        row = await cur.fetchone()
+    return bool(row and row[0])
 
 
 async def index_state(backend: PostgresBackend, name: str) -> tuple[bool, bool]:
@@ -76,8 +86,10 @@ def test_index_is_absent_during_the_load_and_built_once_after(url: str, tracer: 
         records = _records(2500, 16)
         await col.upsert(records[:500])
         assert await index_state(backend, "docs") == (True, False)
+        assert await field_index_exists(backend, "docs", "cat")
         async with col.bulk_load():
             assert await index_state(backend, "docs") == (False, True)
+            assert not await field_index_exists(backend, "docs", "cat")
             await _load(col, records[500:], 250)
             assert await index_state(backend, "docs") == (False, True)
             # No index: the search is an exact scan, so it equals the reference exactly.
@@ -85,10 +97,11 @@ def test_index_is_absent_during_the_load_and_built_once_after(url: str, tracer: 
                 query = records[i]["vector"] + 0.05
                 assert [h.id for h in await col.search(query, k=10)] == _exact(records, query, 10)
         assert await index_state(backend, "docs") == (True, False)
+        assert await field_index_exists(backend, "docs", "cat")
         trace = tracer.text()
         # Built once, at the end, with the COPY rebuild's memory setting, and analysed.
-        # create_collection's two (the B-tree on "cat", the HNSW index), and the one build
-        assert trace.count('CommandComplete\t "CREATE INDEX"') == 3
+        # create_collection's two (the B-tree on "cat", the HNSW index), and the two builds
+        assert trace.count('CommandComplete\t "CREATE INDEX"') == 4
         end = trace.rindex("CREATE INDEX")
         assert trace.rindex("maintenance_work_mem", 0, end) < end < trace.rindex("ANALYZE")
         async with backend._pool.connection() as conn:
@@ -154,7 +167,7 @@ CRASH = textwrap.dedent("""
 def test_an_interrupted_bulk_load_is_reported_and_repaired(url: str, caplog: pytest.LogCaptureFixture) -> None:
     async def setup() -> None:
         store, _ = await open_pg(url)
-        col = await store.create_collection("crashy", dim=8)
+        col = await store.create_collection("crashy", dim=8, fields={"cat": "int"})
         await col.upsert(_records(100, 8))
         await store.aclose()
 
@@ -169,6 +182,7 @@ def test_an_interrupted_bulk_load_is_reported_and_repaired(url: str, caplog: pyt
         assert any("'crashy' has no HNSW index" in r.getMessage() and "bulk_load()" in r.getMessage()
                    for r in caplog.records)
         assert await index_state(backend, "crashy") == (False, True)
+        assert not await field_index_exists(backend, "crashy", "cat")
         # doctor() reports it as a problem, with the fix.
         checks = {c.name: c for c in await store.doctor()}
         bad = checks["index crashy"]
@@ -183,6 +197,7 @@ def test_an_interrupted_bulk_load_is_reported_and_repaired(url: str, caplog: pyt
         async with col.bulk_load():
             pass
         assert await index_state(backend, "crashy") == (True, False)
+        assert await field_index_exists(backend, "crashy", "cat")
         assert "index crashy" not in {c.name for c in await store.doctor()}
         await store.aclose()
 

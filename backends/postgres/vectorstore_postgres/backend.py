@@ -586,7 +586,9 @@ class PostgresBackend:
                     if await cur.fetchone() is None:
                         raise CollectionNotFound.named(spec.name)
                     await lease.execute(q.drop_index())
-            log.info("bulk load of %s: HNSW index dropped; it is built when the load ends", spec.name)
+                    for statement in q.drop_field_indexes():
+                        await lease.execute(statement)
+            log.info("bulk load of %s: HNSW and field indexes dropped; they are built when the load ends", spec.name)
         except BaseException:
             await lease.close()
             raise
@@ -648,9 +650,11 @@ class PostgresBackend:
                 await conn.execute("SELECT set_config('statement_timeout', %s, true)",
                                    [f"{round(budget * 1000)}ms" if self.settings.statement_timeout else "0"])
                 start = time.perf_counter()
+                for statement in q.create_field_indexes():  # (IF NOT EXISTS: a repair may find some built)
+                    await conn.execute(statement)
                 async with conn.cursor() as cur:
                     await self._build_index(cur, q, rows, if_not_exists=True)
-                log.info("bulk load of %s ended: HNSW index built over ~%d rows in %.1fs", name, rows,
+                log.info("bulk load of %s ended: indexes built over ~%d rows in %.1fs", name, rows,
                          time.perf_counter() - start)
             await conn.execute(sql.SQL("UPDATE {} SET index_pending_since = NULL WHERE name = %s").format(
                 self._table_sql()), [name])

