@@ -8,8 +8,8 @@ import contextlib
 import functools
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -17,6 +17,7 @@ import pytest
 from psycopg import sql
 
 import vectorstore
+from fixtures.pgstore import open_pg, run
 from fixtures.pgtrace import Tracer
 from vectorstore.errors import BackendUnavailable, DuplicateId, ExtensionMissing
 from vectorstore.filters import parse_filter
@@ -29,12 +30,6 @@ from vectorstore_postgres.testing import with_query
 
 pytestmark = pytest.mark.postgres
 
-T = TypeVar("T")
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
-
 
 def superuser(server_url: str) -> psycopg.Connection[Any]:
     conn = psycopg.connect(server_url, autocommit=True)
@@ -43,13 +38,6 @@ def superuser(server_url: str) -> psycopg.Connection[Any]:
         conn.close()
         pytest.skip("needs a superuser connection to create databases and roles")
     return conn
-
-
-async def open_pg(url: str, **options: Any) -> tuple[AsyncStore, PostgresBackend]:
-    store = await vectorstore.open_store(url, **options)
-    backend = store.backend
-    assert isinstance(backend, PostgresBackend)
-    return store, backend
 
 
 def schema_of(url: str) -> str:

@@ -4,38 +4,24 @@ the backend-independent side: correct searches during and after, exceptions, nes
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import subprocess
 import sys
 import textwrap
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pytest
 from psycopg import sql
 
 import vectorstore
+from fixtures.pgstore import open_pg, run
 from fixtures.pgtrace import Tracer
-from vectorstore.store import AsyncCollection, AsyncStore
+from vectorstore.store import AsyncCollection
 from vectorstore_postgres.backend import PostgresBackend
 from vectorstore_postgres.queries import field_index_name
 
 pytestmark = pytest.mark.postgres
-
-T = TypeVar("T")
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
-
-
-async def open_pg(url: str, **options: Any) -> tuple[AsyncStore, PostgresBackend]:
-    store = await vectorstore.open_store(url, **options)
-    backend = store.backend
-    assert isinstance(backend, PostgresBackend)
-    return store, backend
 
 
 async def field_index_exists(backend: PostgresBackend, collection: str, field: str) -> bool:

@@ -5,37 +5,21 @@ must on every backend; these tests check how PostgreSQL gets there.)"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import psycopg
 import pytest
 from psycopg import sql
 
-import vectorstore
-from vectorstore.store import AsyncStore
+from fixtures.pgstore import open_pg, run
 from vectorstore_postgres import migrations
 from vectorstore_postgres.backend import PostgresBackend
 from vectorstore_postgres.queries import field_index_name
 
 pytestmark = pytest.mark.postgres
 
-T = TypeVar("T")
-
 DIM = 16
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
-
-
-async def open_pg(url: str, **options: Any) -> tuple[AsyncStore, PostgresBackend]:
-    store = await vectorstore.open_store(url, **options)
-    backend = store.backend
-    assert isinstance(backend, PostgresBackend)
-    return store, backend
 
 
 def _records(n: int) -> list[dict[str, Any]]:
