@@ -11,6 +11,7 @@ import numpy as np
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from fixtures.pgstore import open_pg, run
 from vectorstore_postgres import migrations
@@ -116,15 +117,20 @@ def test_a_selective_filter_reads_the_field_index_even_after_many_searches(url: 
 
 def test_migration_6_indexes_the_fields_of_existing_collections(url: str, server_url: str) -> None:
     """A store from before migration 6: its collections get their field indexes when it is next
-    opened (a table dropped by hand is skipped), under the names new collections use."""
+    opened (a table dropped by hand is skipped), under the names new collections use, whether the
+    catalog lists fields as pairs or, as older catalogs do, as an object."""
     async def go() -> None:
         store, backend = await open_pg(url)
         schema = backend.settings.schema
         await store.create_collection("films", dim=DIM, fields={"year": "int", "rating": "float", "genre": "text"})
         await store.create_collection("gone", dim=DIM, fields={"year": "int"})
+        await store.create_collection("shows", dim=DIM, fields={"season": "int", "title": "text"})
         await store.aclose()
         names = [field_index_name("films", "year"), field_index_name("films", "rating")]
         with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(schema, field_index_name("shows", "season"))))
+            conn.execute(sql.SQL("UPDATE {} SET spec = jsonb_set(spec, '{{fields}}', %s) WHERE name = 'shows'").format(
+                sql.Identifier(schema, migrations.CATALOG_TABLE)), [Jsonb({"season": "int", "title": "text"})])
             for name in names:
                 conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(schema, name)))
             conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, "vs_c_gone")))
@@ -132,6 +138,8 @@ def test_migration_6_indexes_the_fields_of_existing_collections(url: str, server
                 sql.Identifier(schema, migrations.VERSION_TABLE)))
         store, backend = await open_pg(url)
         assert await _field_indexes(backend, "vs_c_films") == set(names)
+        assert await _field_indexes(backend, "vs_c_shows") == {field_index_name("shows", "season")}
+        assert set((await store.collection("shows")).spec.fields) == {"season", "title"}
         await store.aclose()
 
     run(go())

@@ -901,8 +901,8 @@ class PostgresBackend:
                                                       vector=include_vector)
             calls.append((statement, self._params(q, query, fparams, uses_index, gated)))
         if len(calls) == 1 and self._search_settings(ef_search, limits[1]) is self._default_settings:
-            # The common case (one query, default settings): one prepared statement, one round
-            # trip; on a pooled checkout without a cursor.
+            # The common case (one query, default settings): one statement (prepared unless
+            # filtered), one round trip; on a pooled checkout without a cursor.
             if reuse and isinstance(conn, PooledConnection):
                 rows = await conn.statements().fetch(*calls[0], prepare=not filtered)
                 if rows is not None:

@@ -80,15 +80,23 @@ MIGRATIONS: tuple[Migration, ...] = (
         # A B-tree index per declared field of type int, float, date or timestamp, named as
         # queries.field_index_name names it (collections created from now on get them with their
         # table). Builds each index, which holds off writes to that table until it is built.
+        # Fields are [name, type] pairs, or an object in catalogs written before that (as
+        # CollectionSpec.from_dict reads them).
         """DO $vs$
-           DECLARE c record; f jsonb;
+           DECLARE c record; f record;
            BEGIN
                FOR c IN SELECT name, table_name, spec FROM {schema}.vs_collections ORDER BY name LOOP
                    CONTINUE WHEN to_regclass(format('{schema}.%I', c.table_name)) IS NULL;
-                   FOR f IN SELECT * FROM jsonb_array_elements(c.spec -> 'fields') LOOP
-                       CONTINUE WHEN f ->> 1 NOT IN ('int', 'float', 'date', 'timestamp');
+                   FOR f IN
+                       SELECT e ->> 0 AS field, e ->> 1 AS kind FROM jsonb_array_elements(
+                           CASE jsonb_typeof(c.spec -> 'fields') WHEN 'array' THEN c.spec -> 'fields' ELSE '[]' END) e
+                       UNION ALL
+                       SELECT key, value FROM jsonb_each_text(
+                           CASE jsonb_typeof(c.spec -> 'fields') WHEN 'object' THEN c.spec -> 'fields' ELSE '{{}}' END)
+                   LOOP
+                       CONTINUE WHEN f.kind NOT IN ('int', 'float', 'date', 'timestamp');
                        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON {schema}.%I (%I)',
-                                      'vs_f_' || left(md5(c.name || '.' || (f ->> 0)), 20), c.table_name, f ->> 0);
+                                      'vs_f_' || left(md5(c.name || '.' || f.field), 20), c.table_name, f.field);
                    END LOOP;
                END LOOP;
            END
