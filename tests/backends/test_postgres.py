@@ -315,8 +315,11 @@ def test_bulk_load_rebuilds_the_index_and_searches_through_it(url: str, tracer: 
         await col.upsert(records)
         trace = tracer.text()
         assert "DROP INDEX" in trace and "maintenance_work_mem" in trace and "ANALYZE" in trace
-        # A batch of new ids is copied straight into the table, between dropping and building the index.
+        # A batch of new ids is copied straight into the table, between dropping and building the
+        # indexes: the HNSW one and the B-tree on "cat".
         assert trace.index("DROP INDEX") < trace.index('COPY "') < trace.index("CREATE INDEX")
+        assert trace.count('CommandComplete\t "DROP INDEX"') == 2
+        assert trace.count('CommandComplete\t "CREATE INDEX"') == 2
         assert "vs_stage" not in trace and "INSERT INTO" not in trace
         tracer.clear()
         await col.upsert(_records(1500, 16, seed=2, prefix="x"))  # smaller than the table: no rebuild
@@ -326,6 +329,9 @@ def test_bulk_load_rebuilds_the_index_and_searches_through_it(url: str, tracer: 
                                      [backend.settings.schema, "vs_i_docs"])
             row = await cur.fetchone()
             assert row is not None and "USING hnsw" in row[0] and "m='16'" in row[0]
+            cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", [
+                sql.Identifier(backend.settings.schema, field_index_name("docs", "cat")).as_string()])
+            assert (await cur.fetchone()) == (True,)
             cur = await conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass",
                                      [f'{backend.settings.schema}.vs_c_docs'])
             assert (await cur.fetchone()) == (3000.0,)  # analysed after the load

@@ -461,8 +461,10 @@ class PostgresBackend:
         clock = [time.perf_counter()]
         inserted: set[RecordId] = set()
         async with conn.cursor() as cur:
-            if rebuild:
+            if rebuild:  # (the field B-trees too: built once after, as by bulk_load)
                 await cur.execute(q.drop_index())
+                for statement in q.drop_field_indexes():
+                    await cur.execute(statement)
             # The fast path: none of the ids exists yet, so COPY goes straight into the table
             # (in a savepoint: a concurrent writer may still take an id first).
             direct = not await self._any_id_exists(cur, q, batch.ids)
@@ -485,6 +487,8 @@ class PostgresBackend:
                 await cur.execute(q.drop_stage(stage))
             clock.append(time.perf_counter())
             if rebuild:
+                for statement in q.create_field_indexes():
+                    await cur.execute(statement)
                 await self._build_index(cur, q, n)
                 clock.append(time.perf_counter())
         log.debug("bulk %s of %d rows into %s: copy %.2fs%s, merge %.2fs%s", "upsert" if replace else "insert", n,
