@@ -670,8 +670,10 @@ class PostgresBackend:
             if ids is not None:
                 cur = await conn.execute(q.delete_ids, [list(ids)], prepare=True)
             else:
-                statement, params = q.delete_where(where or MatchAll())
-                cur = await conn.execute(statement, params, prepare=True)
+                where = where or MatchAll()
+                statement, params = q.delete_where(where)
+                # Filtered: planned for its values (a selective filter reads its field's B-tree).
+                cur = await conn.execute(statement, params, prepare=isinstance(where, MatchAll))
             return cur.rowcount
 
     # -- reads -----------------------------------------------------------------
@@ -703,7 +705,8 @@ class PostgresBackend:
     async def count(self, spec: CollectionSpec, where: Filter) -> int:
         statement, params = self._q(spec).count(where)
         async with self._connection(spec.name) as conn:
-            cur = await conn.execute(statement, params, prepare=True)
+            # Filtered: planned for its values (a selective filter reads its field's B-tree).
+            cur = await conn.execute(statement, params, prepare=isinstance(where, MatchAll))
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
@@ -713,7 +716,8 @@ class PostgresBackend:
             cur = conn.cursor(binary=True)
             if not isinstance(where, MatchAll):
                 statement, params = q.page_where(where, after is not None)
-                await cur.execute(statement, [*([after] if after is not None else []), *params, limit])
+                await cur.execute(statement, [*([after] if after is not None else []), *params, limit],
+                                  prepare=False)  # (planned for its values, as count's)
             elif after is None:
                 await cur.execute(q.page_first, [limit], prepare=True)
             else:
