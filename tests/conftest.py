@@ -11,6 +11,8 @@ import pytest
 
 from fixtures.pgtrace import Tracer
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(scope="session")
 def server_url() -> str:

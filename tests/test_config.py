@@ -67,3 +67,48 @@ def test_unknown_option_is_rejected() -> None:
 
     with pytest.raises(ConfigError, match="unknown option"):
         vs.connect("memory://", pool_size=3)
+
+
+@pytest.mark.parametrize("url", ["memory://?foo=1", "sqlite:///{tmp}/x.db?foo=1", "postgresql://h/db?foo=1"])
+def test_an_unknown_url_option_is_an_error_on_every_backend(url: str, tmp_path: object) -> None:
+    """Options are checked once, by the core, for every backend: an unknown one is a ConfigError
+    naming it and listing the known ones (before any file is created or server contacted)."""
+    import vectorstore as vs
+
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) foo .*known options: .*exact_search_below"):
+        vs.connect(url.format(tmp=tmp_path))
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) bar"):
+        vs.connect(url.split("?")[0].format(tmp=tmp_path), bar=1)
+
+
+def test_a_repeated_option_is_an_error() -> None:
+    import vectorstore as vs
+
+    with pytest.raises(ConfigError, match="appears twice"):
+        vs.connect("memory://?exact_search_below=1&exact_search_below=2")
+
+
+def test_common_options_are_accepted_by_every_backend() -> None:
+    """exact_search_below is known to every installed backend (memory honours it by being exact at
+    every size), with the same default."""
+    from vectorstore import registry
+    from vectorstore.config import COMMON_OPTIONS
+
+    for spec in registry.backends().values():
+        bound = spec.bind(resolve(f"{spec.schemes[0]}:///x?exact_search_below=0"))
+        assert bound.options["exact_search_below"] == "0"
+        assert "exact_search_below" not in bound.url
+        assert spec.bind(resolve(f"{spec.schemes[0]}:///x")).options["exact_search_below"] == \
+            spec.options.get("exact_search_below", COMMON_OPTIONS["exact_search_below"])
+
+
+def test_binding_keeps_driver_parameters_and_the_rest_of_the_url() -> None:
+    from vectorstore import registry
+
+    pg = registry.backends()["postgres"]
+    bound = pg.bind(resolve("postgresql://u@h/db?pool_max=3&application_name=my%20app#frag", {"sslmode": "disable"}))
+    assert bound.url == "postgresql://u@h/db?application_name=my%20app#frag"
+    assert bound.options["pool_max"] == "3" and bound.passthrough == {"sslmode": "disable"}
+    assert pg.bind(bound) == bound  # idempotent
+    sqlite = registry.backends()["sqlite"]
+    assert sqlite.bind(resolve("sqlite:////abs/x.db?readers=3")).url == "sqlite:////abs/x.db"

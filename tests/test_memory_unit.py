@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from vectorstore import Hit, Record
 from vectorstore.errors import ConfigError, DimensionMismatch, InvalidInput
 from vectorstore.memory import Episode, InvalidMemoryInput, LearnerReport, UnknownRelationship
 from vectorstore.memory._base import (
@@ -199,3 +200,27 @@ def test_report_summary_is_one_line() -> None:
     assert report.summary() == ("learn dry run (rolled back): 8 episodes in 3 tasks; patterns 1 created, 0 updated; "
                                 "skills 1 created, 0 updated; causal edges 2 pruned; 0.50s")
     assert "\n" not in report.summary()
+
+
+def test_tie_orders_follow_agentdb_sql_including_nulls() -> None:
+    """The orders AgentDB's SQL leaves among equal sort keys, with SQLite's NULL placement."""
+    from vectorstore.memory.reasoning import tie_order
+    from vectorstore.memory.reflexion import by_reward, recent_order
+    from vectorstore.memory.skills import search_order
+
+    def rec(i: int, **fields: object) -> Record:
+        return Record(i, None, fields)
+
+    def hit(i: int, **fields: object) -> Hit:
+        return Hit(i, 0.0, 1.0, fields)
+
+    episodes = [rec(5, ts=10), rec(2, ts=None), rec(3, ts=10), rec(9, ts=11), rec(1, ts=None)]
+    assert [r.id for r in sorted(episodes, key=recent_order)] == [9, 3, 5, 1, 2]  # ts DESC NULL last, id ASC
+    hits = [hit(4, reward=0.5), hit(1, reward=None), hit(3, reward=0.5), hit(2, reward=0.9)]
+    assert [h.id for h in sorted(hits, key=by_reward)] == [2, 3, 4, 1]  # reward DESC NULL last, id ASC
+    skills = [(0.3, rec(1, success_rate=0.5)), (0.3, rec(2, success_rate=0.9)), (0.3, rec(3, success_rate=None)),
+              (0.3, rec(4, success_rate=0.9)), (0.4, rec(5, success_rate=0.1))]
+    assert [r.id for _, r in sorted(skills, key=lambda t: search_order(*t))] == [5, 2, 4, 1, 3]
+    patterns = [rec(1, success_rate=0.9), rec(2, success_rate=0.6), rec(3, success_rate=0.6)]
+    assert [r.id for r in sorted(patterns, key=tie_order(by_success_rate=True))] == [2, 3, 1]
+    assert [r.id for r in sorted(patterns[::-1], key=tie_order(by_success_rate=False))] == [1, 2, 3]

@@ -12,8 +12,9 @@ and overrides the ``store_url`` fixture (see the README).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -25,6 +26,7 @@ pytest.register_assert_rewrite("vectorstore_conformance.suite", "vectorstore_con
 import vectorstore  # noqa: E402
 from vectorstore import registry  # noqa: E402
 from vectorstore.config import resolve  # noqa: E402
+from vectorstore_conformance import guard  # noqa: E402
 
 
 @attrs.frozen
@@ -70,6 +72,40 @@ def targets(config: pytest.Config) -> list[Target]:
     return out
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:
+    """The guard, for classes: a subclass of ConformanceSuite runs the standard tests as written."""
+    result = yield
+    if result is not None and guard.is_suite_class(obj):
+        assert isinstance(obj, type)
+        problems = guard.class_problems(obj) + guard.module_problems(getattr(collector, "obj", None), [obj])
+        if problems:
+            raise collector.CollectError("the conformance suite cannot run as written:\n  " + "\n  ".join(problems))
+    return result
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The guard, for items: no skip/xfail mark or fixture override reaches a standard test."""
+    problems = [problem for item in items for problem in guard.item_problems(item)]
+    if problems:
+        raise pytest.UsageError("the conformance suite cannot run as written:\n  " + "\n  ".join(problems))
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """The guard, at run time: a standard test skips only for a capability the backend lacks."""
+    report = yield
+    assert isinstance(report, pytest.TestReport)
+    problem = guard.runtime_problem(item, report, call.excinfo)
+    if problem is not None:
+        report.outcome = "failed"
+        report.longrepr = problem
+        if hasattr(report, "wasxfail"):
+            del report.wasxfail
+    return report
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "vectorstore_target" in metafunc.fixturenames:
         found = targets(metafunc.config)
@@ -77,14 +113,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
-def store_url(vectorstore_target: Target, tmp_path: Path) -> str:
-    """URL of a new, empty store for one test. Override this fixture to test your own backend."""
+def store_url(vectorstore_target: Target, tmp_path: Path) -> Iterator[str]:
+    """URL of a new, empty store for one test, made by the backend's ``test_url`` from the URL the
+    tester gave (if any). Override this fixture to test your own backend."""
     spec = registry.backends()[vectorstore_target.backend]
-    if spec.test_url is not None:
-        return spec.test_url(vectorstore_target.base_url, tmp_path)
-    if vectorstore_target.base_url is None:
-        pytest.fail(f"backend {spec.name!r} has no test_url in its BackendSpec; pass --vectorstore-url=URL")
-    return vectorstore_target.base_url
+    if spec.test_url is None:
+        if vectorstore_target.base_url is None:
+            pytest.fail(f"backend {spec.name!r} has no test_url in its BackendSpec; pass --vectorstore-url=URL")
+        yield vectorstore_target.base_url
+        return
+    url = spec.test_url(vectorstore_target.base_url, tmp_path)
+    yield url
+    if spec.test_cleanup is not None and vectorstore_target.base_url is not None:
+        spec.test_cleanup(url)
 
 
 @pytest.fixture

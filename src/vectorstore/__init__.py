@@ -36,8 +36,8 @@ from vectorstore.hookspecs import hookimpl
 from vectorstore.records import Hit, Record
 from vectorstore.schema import HNSW, CollectionSpec, FieldType, IdType, Metric
 from vectorstore.spi import BackendSpec, Capabilities, Check, Health
-from vectorstore.store import AsyncCollection, AsyncStore, open_store, store_exists
-from vectorstore.sync import Collection, Store, connect
+from vectorstore.store import AsyncCollection, AsyncStore, open_store, store_exists_async
+from vectorstore.sync import Collection, Store, connect, store_exists
 
 __version__ = "0.1.0"
 
@@ -87,4 +87,5 @@ __all__ = [
     "hookimpl",
     "open_store",
     "store_exists",
+    "store_exists_async",
 ]

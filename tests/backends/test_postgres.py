@@ -441,7 +441,8 @@ def test_ef_search_is_transaction_local(filtered_store: Any, tracer: Tracer) -> 
                                          "current_setting('hnsw.iterative_scan')")
                 after = await cur.fetchone()
             assert inside == ("123", "strict_order", False)  # inside a transaction (now() is its start)
-            assert after == ("40", "strict_order")  # back to the session defaults every connection starts with
+            # back to the session defaults every connection starts with (the ef_search option: 200)
+            assert after == (str(backend.settings.ef_search), "strict_order") == ("200", "strict_order")
 
             # A search with the default settings sends its statement alone: no BEGIN, SET or COMMIT.
             await col.search(records_query, k=5)  # (the first one also reads the row estimate)
@@ -464,7 +465,7 @@ def test_ef_search_is_transaction_local(filtered_store: Any, tracer: Tracer) -> 
             assert "DEALLOCATE" not in trace  # prepared statements survive the search
             async with backend._pool.connection() as conn:
                 cur = await conn.execute("SHOW hnsw.ef_search")
-                assert await cur.fetchone() == ("40",)  # nothing leaked into the session
+                assert await cur.fetchone() == ("200",)  # nothing leaked into the session
 
             # Inside a caller's transaction the settings end with a savepoint.
             async with backend.transaction():
@@ -472,7 +473,7 @@ def test_ef_search_is_transaction_local(filtered_store: Any, tracer: Tracer) -> 
                 held = backend._held.get()
                 assert held is not None
                 cur = await held.conn.execute("SHOW hnsw.ef_search")
-                assert await cur.fetchone() == ("40",)
+                assert await cur.fetchone() == ("200",)
 
     records_query = filtered_store.records[0]["vector"]
     run(go())
@@ -1066,7 +1067,8 @@ def test_index_statements_are_planned_as_hnsw_scans(url: str) -> None:
     from vectorstore.filters import parse_filter
 
     async def go() -> None:
-        store, backend = await open_pg(url, exact_search_below=0)
+        # (ef_search 40: at the default 200 the planner prefers sorting 3,000 rows to an index walk.)
+        store, backend = await open_pg(url, exact_search_below=0, ef_search=40)
         col = await store.create_collection("docs", dim=16, fields={"cat": "int", "tags": "text[]"})
         records = _records(3000, 16)
         await col.upsert(records)

@@ -203,3 +203,21 @@ def test_a_dropped_collection_ends_its_bulk_load_quietly(url: str) -> None:
         await store.aclose()
 
     run(go())
+
+
+def test_the_index_build_gets_a_budget_for_the_rows_loaded(url: str) -> None:
+    """The build at the end of a load runs with statement_timeout per 1,000 rows, counted (right after
+    the load the planner's estimate and the statistics collector's count can still say ~0): a build
+    longer than one statement_timeout completes."""
+    records = _records(6_000, 64, seed=9)  # (a build of ~3 s here: three statement timeouts, budget six)
+
+    async def go() -> None:
+        store, backend = await open_pg(url, statement_timeout="1s")
+        col = await store.create_collection("budget", dim=64)
+        async with col.bulk_load():
+            await _load(col, records, 2000)
+        assert await index_state(backend, "budget") == (True, False)
+        assert [h.id for h in await col.search(records[7]["vector"], k=1)] == [records[7]["id"]]
+        await store.aclose()
+
+    run(go())

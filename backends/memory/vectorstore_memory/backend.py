@@ -208,10 +208,11 @@ class MemoryBackend:
         if not ids:
             return [[] for _ in range(len(queries))]
         matrix = np.stack([rows[rid].vector for rid in ids])  # type: ignore[misc]
+        keys = np.asarray(ids)  # (str ids compare by code point in NumPy as in Python)
         out = []
         for query in queries:
             dist = exact_distances(spec.metric, matrix, query)
-            order = sorted(range(len(ids)), key=lambda i: (dist[i], ids[i]))
+            order = np.lexsort((keys, dist)).tolist()  # by distance, ties by id
             hits = []
             for i in order:
                 if max_distance is not None and dist[i] > max_distance:

@@ -34,6 +34,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -58,8 +59,8 @@ from vectorstore.filters import Filter, MatchAll
 from vectorstore.records import BatchParts, Hit, Record, RecordBatch, RecordId, Vector, dump_json
 from vectorstore.schema import CollectionSpec, FieldType
 from vectorstore.scoring import exact_distances
-from vectorstore.spi import Capabilities, Check, Health
-from vectorstore_postgres import copyrows, migrations
+from vectorstore.spi import CeilingStatements, Check, ExplainedSearch, Health, ServerFacts
+from vectorstore_postgres import bench, copyrows, migrations
 from vectorstore_postgres.connection import (
     CONFLICTS,
     PooledConnection,
@@ -73,17 +74,17 @@ from vectorstore_postgres.connection import (
     unavailable,
 )
 from vectorstore_postgres.dialect import DIALECTS, Dialect, PgVector, RuVector
+from vectorstore_postgres.plugin import CAPABILITIES
 from vectorstore_postgres.queries import ID_COLUMN, CollectionSQL, table_name
 
 log = logging.getLogger("vectorstore.postgres")
 
-CAPABILITIES = Capabilities(persistent=True, transactions=True, exact_search=False, concurrent_processes=True)
 
 #: Extra rows fetched beyond k and re-ranked in float64: the server ranks with float32
 #: arithmetic, so near-ties around the k-th place can come back in the wrong order.
 RERANK_MARGIN = 8
-#: The search settings every pooled connection starts with: (ef_search, max_scan_tuples).
-SEARCH_DEFAULTS = (40, 20_000)
+#: hnsw.max_scan_tuples of an iterative index scan (at least 50 per row fetched).
+MAX_SCAN_TUPLES = 20_000
 #: Seconds a collection's row estimate is trusted before a search reads it again. A collection
 #: known to hold at least ``exact_search_below`` rows is searched through its index without the
 #: per-statement size gate (a catalog lookup on every query).
@@ -206,7 +207,7 @@ class PostgresBackend:
         self._sql: dict[str, CollectionSQL] = {}
         # The last spec object seen and its SQL: collections pass the same spec on every call.
         self._last_sql: tuple[CollectionSpec, CollectionSQL] | None = None
-        self._default_settings = self.dialect.search_settings(*SEARCH_DEFAULTS)
+        self._default_settings = self.dialect.search_settings(settings.ef_search, MAX_SCAN_TUPLES)
         self._settings_cache: dict[tuple[int | None, int, bool], list[tuple[str, str]]] = {}
         #: Row estimates by collection name: (rows, time.monotonic() when read).
         self._estimates: dict[str, tuple[float, float]] = {}
@@ -646,9 +647,11 @@ class PostgresBackend:
                 return False  # dropped meanwhile, or built by someone else
             q = self._q(CollectionSpec.from_dict(row[0]))
             if q.has_index:
-                cur = await conn.execute(q.estimate_rows())
-                estimate = await cur.fetchone()
-                rows = int(float(estimate[0])) if estimate is not None else 0
+                # Counted, not estimated: right after a load the planner's estimate and the
+                # statistics collector's live-tuple count can both still say ~0.
+                cur = await conn.execute(q.count_rows())
+                counted = await cur.fetchone()
+                rows = int(counted[0]) if counted is not None else 0
                 # A build is legitimately long: the statement timeout applies per 1,000 rows.
                 budget = self.settings.statement_timeout * max(1, -(-rows // 1000))
                 await conn.execute("SELECT set_config('statement_timeout', %s, true)",
@@ -794,12 +797,13 @@ class PostgresBackend:
                             filtered: bool = False) -> AsyncIterator[None]:
         """The search settings for one batch of statements, sent in one pipeline.
 
-        Every connection starts with :data:`SEARCH_DEFAULTS` as session settings (see
-        :meth:`_configure`), so a search that needs nothing else sends its statements alone:
-        no BEGIN, no SET, no COMMIT. Otherwise the batch runs in one pipelined transaction
-        whose ``set_config(..., true)`` (= ``SET LOCAL``) ends with it, so the session never
-        keeps another value: BEGIN, the settings, the statements and COMMIT leave in one
-        flush (COMMIT, not ROLLBACK: psycopg drops every prepared statement on ROLLBACK).
+        Every connection starts with the default search settings (the ``ef_search`` option,
+        :data:`MAX_SCAN_TUPLES`) as session settings (see :meth:`_configure`), so a search that
+        needs nothing else sends its statements alone: no BEGIN, no SET, no COMMIT. Otherwise the
+        batch runs in one pipelined transaction whose ``set_config(..., true)`` (= ``SET LOCAL``)
+        ends with it, so the session never keeps another value: BEGIN, the settings, the statements
+        and COMMIT leave in one flush (COMMIT, not ROLLBACK: psycopg drops every prepared statement
+        on ROLLBACK).
         Inside a caller's transaction a rolled-back savepoint ends the settings instead.
         """
         settings = self._search_settings(ef_search, fetch, filtered)
@@ -834,8 +838,8 @@ class PostgresBackend:
         key = (ef_search, fetch, filtered)
         found = self._settings_cache.get(key)
         if found is None:
-            ef = max(ef_search or SEARCH_DEFAULTS[0], fetch)
-            found = self.dialect.search_settings(ef, scan_tuples=max(SEARCH_DEFAULTS[1], 50 * fetch))
+            ef = max(ef_search or self.settings.ef_search, fetch)
+            found = self.dialect.search_settings(ef, scan_tuples=max(MAX_SCAN_TUPLES, 50 * fetch))
             if filtered:
                 found.append(("plan_cache_mode", "force_custom_plan"))
             if found == self._default_settings:
@@ -1068,6 +1072,29 @@ class PostgresBackend:
 
     async def aclose(self) -> None:
         await self._pool.close()
+
+    # -- vectorstore bench (vectorstore.spi.Benchmarkable; the code is in bench.py) -------------
+
+    #: bulk_load() drops the HNSW index and builds it when it ends.
+    bench_builds_index = True
+
+    def bench_store_options(self, clients: int) -> dict[str, Any]:
+        return bench.store_options(clients)
+
+    async def bench_baseline(self, dim: int, metric: str, workdir: Path) -> bench.RawPostgres:
+        return await bench.baseline(self, dim, metric, workdir)
+
+    async def bench_server(self) -> ServerFacts:
+        return await bench.server(self)
+
+    async def bench_explain(self, spec: CollectionSpec, query: Vector, k: int) -> ExplainedSearch:
+        return await bench.explain(self, spec, query, k)
+
+    async def bench_ceiling(self, spec: CollectionSpec, queries: Vector, k: int) -> CeilingStatements:
+        return await bench.ceiling(self, spec, queries, k)
+
+    async def bench_discard(self) -> None:
+        await bench.discard(self)
 
 
 def bulk_key(schema: str, name: str) -> str:

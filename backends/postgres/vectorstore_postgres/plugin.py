@@ -10,7 +10,10 @@ from vectorstore import hookimpl
 from vectorstore.config import StoreConfig
 from vectorstore.spi import Backend, BackendSpec, Capabilities
 
-CAPABILITIES = Capabilities(persistent=True, transactions=True, exact_search=False, concurrent_processes=True)
+#: HNSW from ``exact_search_below`` rows up: recall@10 >= 0.95 at the default ef_search (200), >= 0.99
+#: at 400 on the conformance suite's data sets.
+CAPABILITIES = Capabilities(persistent=True, transactions=True, exact_search=False, concurrent_processes=True,
+                            default_recall=0.95, high_recall_ef_search=400)
 
 
 async def _open(config: StoreConfig) -> Backend:
@@ -31,13 +34,26 @@ def _test_url(base_url: str | None, tmp_path: Path) -> str:
     return isolated_url(base_url)
 
 
+def _libpq_parameter(name: str) -> bool:
+    from vectorstore_postgres.connection import libpq_keywords
+
+    return name in libpq_keywords()
+
+
+def spec() -> BackendSpec:
+    from vectorstore import __version__
+    from vectorstore_postgres.connection import DEFAULTS
+
+    return BackendSpec(name="postgres", schemes=("postgresql",), factory=_open, version=__version__,
+                       description="PostgreSQL + pgvector (or the ruvector extension): pooled, HNSW",
+                       capabilities=CAPABILITIES, test_url=_test_url, exists=_exists, options=DEFAULTS,
+                       passthrough=_libpq_parameter,
+                       passthrough_help="any libpq connection parameter (sslmode, application_name, ...)")
+
+
 @hookimpl
 def vectorstore_register_backends() -> list[BackendSpec]:
-    from vectorstore import __version__
-
-    return [BackendSpec(name="postgres", schemes=("postgresql",), factory=_open, version=__version__,
-                        description="PostgreSQL + pgvector (or the ruvector extension): pooled, HNSW",
-                        capabilities=CAPABILITIES, test_url=_test_url, exists=_exists)]
+    return [spec()]
 
 
 @hookimpl

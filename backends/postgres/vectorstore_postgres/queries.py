@@ -274,6 +274,10 @@ class CollectionSQL:
     def estimate_rows(self) -> str:
         return sql.SQL("SELECT {}").format(self._size_gate()).as_string()
 
+    def count_rows(self) -> str:
+        """The exact row count (for budgets that a stale estimate would make too small)."""
+        return sql.SQL("SELECT count(*) FROM {}").format(self.table).as_string()
+
     def drop_table(self) -> str:
         return sql.SQL("DROP TABLE IF EXISTS {}").format(self.table).as_string()
 

@@ -60,6 +60,7 @@ from vectorstore.sqlfilter import compile_filter
 from vectorstore_sqlite import quantized
 from vectorstore_sqlite.driver import Driver, driver, load_sqlite_vec, sqlite_vec_package_version
 from vectorstore_sqlite.plugin import CAPABILITIES
+from vectorstore_sqlite.plugin import spec as plugin_spec
 from vectorstore_sqlite.search import ExactSearch
 from vectorstore_sqlite.sql import (
     CATALOG,
@@ -76,13 +77,6 @@ from vectorstore_sqlite.sql import (
     vec_table,
 )
 
-DEFAULT_OPTIONS: dict[str, Any] = {
-    "timeout": 5.0,  # busy timeout: how long to wait for another process's lock
-    "readers": 2,  # read connections (reads run in parallel with each other and the writer)
-    # Collections with fewer vectors are searched exactly; larger ones through quantized codes
-    # re-ranked exactly (see quantized.py). 0: always the codes (where the metric has them).
-    "exact_search_below": 10_000,
-}
 MIN_SQLITE = (3, 38, 0)  # built-in JSON functions and MATERIALIZED CTEs
 
 #: The writer's page cache (SQLite's default is 2 MiB). A large write inserts into indexes in
@@ -106,6 +100,7 @@ class Settings:
     timeout: float
     readers: int
     exact_search_below: int = 10_000
+    ef_search: int = quantized.DEFAULT_EF
 
 
 def _has_catalog(uri: str) -> bool:
@@ -152,19 +147,16 @@ def parse_settings(config: StoreConfig) -> Settings:
         raise ConfigError(
             f"{config.url!r} does not name a database file; {example} (for a throwaway in-memory store use memory://)"
         )
-    query: dict[str, Any] = {}
-    for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
-        if key in query:
-            raise ConfigError(f"option {key!r} appears twice in {config.url!r}; give it once")
-        query[key] = value
-    merged = StoreConfig(url=config.url, scheme=config.scheme, options={**query, **config.options})
-    opts = merged.take(DEFAULT_OPTIONS)
+    # Collections with fewer vectors than exact_search_below are searched exactly; larger ones
+    # through quantized codes re-ranked exactly (see quantized.py). 0: the codes at any size.
+    opts = plugin_spec().bind(config).options
     path = Path(raw[1:])
     if not path.is_absolute():
         path = Path.cwd() / path
     return Settings(path=path, timeout=parse_duration(opts["timeout"], "s", "timeout"),
                     readers=parse_int(opts["readers"], "readers", 1, 64),
-                    exact_search_below=parse_int(opts["exact_search_below"], "exact_search_below", 0, 2**62))
+                    exact_search_below=parse_int(opts["exact_search_below"], "exact_search_below", 0, 2**62),
+                    ef_search=parse_int(opts["ef_search"], "ef_search", 1, 10_000))
 
 
 async def open_backend(config: StoreConfig) -> SqliteBackend:
@@ -785,7 +777,7 @@ class SqliteBackend:
     async def _search_codes(self, r: _Conn, codes: quantized.Codes, *, spec: CollectionSpec, queries: Vector,
                             k: int, max_distance: float | None, ef_search: int | None, include_vector: bool,
                             where: tuple[str, list[Any]] | None) -> list[list[Hit]]:
-        ef = ef_search or quantized.DEFAULT_EF
+        ef = ef_search or self.settings.ef_search
         allowed = None
         where_sql, where_params = where or ("1=1", [])
         if where is not None:
@@ -793,7 +785,7 @@ class SqliteBackend:
         out: list[list[Hit]] = []
         for query in queries:
             self.search_passes["quantized"] += 1
-            args = (codes, spec.metric, query, k + ef, ef, allowed)
+            args = (codes, spec.metric, query, k, ef, allowed)
             # Milliseconds of NumPy for a large collection: off the event loop (it releases the GIL).
             keys = (await asyncio.to_thread(quantized.shortlist, *args) if codes.size >= OFFLOAD_ABOVE
                     else quantized.shortlist(*args))
@@ -879,6 +871,35 @@ class SqliteBackend:
         checks.append(Check("busy timeout", True, f"{self.settings.timeout:g}s; readers: {self.settings.readers}"))
         checks.append(Check("collections", True, f"{info['collections']} collection(s)"))
         return checks
+
+    # -- vectorstore bench (vectorstore.spi.Benchmarkable; the code is in bench.py) -------------
+
+    #: bulk_load() defers nothing: the quantized codes are written with the rows.
+    bench_builds_index = False
+
+    def bench_store_options(self, clients: int) -> dict[str, Any]:
+        return {}
+
+    async def bench_baseline(self, dim: int, metric: str, workdir: Path) -> Any:
+        """A :class:`vectorstore_sqlite.bench.RawSqlite` (sqlite-vec's vec0) in ``workdir``."""
+        from vectorstore_sqlite import bench
+
+        return bench.baseline(self.driver, dim, metric, workdir)
+
+    async def bench_server(self) -> Any:
+        """A :class:`vectorstore.spi.ServerFacts`: the SQLite module in use."""
+        from vectorstore_sqlite import bench
+
+        return bench.server(self.driver)
+
+    async def bench_explain(self, spec: CollectionSpec, query: Vector, k: int) -> None:
+        return None  # no server: a search's time is all the caller's
+
+    async def bench_ceiling(self, spec: CollectionSpec, queries: Vector, k: int) -> None:
+        return None  # pgbench speaks to PostgreSQL only
+
+    async def bench_discard(self) -> None:
+        pass  # the store is a file in the bench's work directory, deleted with it
 
 
 def _now() -> str:

@@ -59,6 +59,17 @@ def _quantized_codes(specs: Sequence[CollectionSpec]) -> list[str]:
                                          cover_index(spec)])]
 
 
+def _rotated_codes(specs: Sequence[CollectionSpec]) -> list[str]:
+    """Migration 6: sign bits are taken after a fixed rotation (see quantized.py). Every code is
+    rewritten: the code tables are emptied and marked incomplete (searches stay exact meanwhile),
+    under a new epoch (processes drop the codes they hold), and the backend's backfill writes
+    them again when the store is opened."""
+    return [statement for spec in specs if has_vec_index(spec) for statement in (
+        f"DELETE FROM {q(codes_table(spec.name))}",
+        f'UPDATE "{GENERATIONS}" SET complete = 0, gen = gen + 1, epoch = lower(hex(randomblob(8))) '
+        f"WHERE name = {_literal(spec.name)}")]
+
+
 #: Numbered migrations of vectorstore's own tables; each applied once, in order, in
 #: one write transaction (so concurrent openers serialise and see the result).
 MIGRATIONS: tuple[tuple[int, MigrationStep], ...] = (
@@ -79,6 +90,8 @@ MIGRATIONS: tuple[tuple[int, MigrationStep], ...] = (
     (4, _quantized_codes),
     # The covering index serves min/max(_norm): the index on _norm alone goes.
     (5, _drop_norm_index),
+    # Sign bits of rotated vectors: every code is written again (on open, by the backfill).
+    (6, _rotated_codes),
 )
 
 _COLUMN_TYPES = {

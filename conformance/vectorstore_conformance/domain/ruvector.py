@@ -19,7 +19,9 @@ class RuVectorConformance:
         """insert returns the id (a UUID when none is given), get returns {id, vector, metadata} or None, delete
         returns whether something was deleted, len / is_empty count entries.
 
-        Troubleshooting: entries are records of the collection 'ruvector' with text ids and no fields.
+        Troubleshooting: entries are records of the text-id collection 'ruvector' without fields: get must return
+        the nested metadata unchanged and the vector as float32, get of a missing id no record (so None), delete the
+        number of rows removed (True once, then False), and count the exact number of records.
         """
         db = VectorDB(dimensions=3, store=store)
         assert db.is_empty() and db.len() == 0
@@ -43,8 +45,15 @@ class RuVectorConformance:
 
     @pytest.mark.parametrize("metric", ["Cosine", "Euclidean", "DotProduct"])
     def test_scores_are_distances_ascending(self, store: vs.Store, metric: str) -> None:
-        """search returns {id, score, vector, metadata}, ascending by score, where score is a distance:
-        Cosine 1 - cos, Euclidean the L2 distance, DotProduct -dot (to 1e-6, every backend)."""
+        """search returns {id, score, vector, metadata}, ascending by score, where score is a distance: Cosine
+        1 - cos, Euclidean the L2 distance, DotProduct -dot (to 1e-6, every backend), ties by id; each result
+        carries its metadata and its stored vector.
+
+        Troubleshooting: the score is the backend's Hit.distance under cosine, l2 or inner_product: l2 the Euclidean
+        distance (not squared), inner_product -dot, cosine 1 - cos, in float64 from the stored vectors (re-rank
+        float32 index scores); ties by id; VectorDB always asks include_vector=True, so return the stored float32
+        vector bit-exact.
+        """
         data = clustered(60, 8, seed=3)
         db = VectorDB(dimensions=8, distance_metric=metric, store=store, collection=f"rv_{metric.lower()}")
         db.insert_batch([{"id": f"v{i:02d}", "vector": v, "metadata": {"i": i}} for i, v in enumerate(data)])
@@ -67,7 +76,10 @@ class RuVectorConformance:
         whenever k entries match, even when they are far from the query; numbers compare as numbers (7 == 7.0,
         true != 1).
 
-        Troubleshooting: the filter becomes {"metadata.<key>": {"$eq": value}} on the store.
+        Troubleshooting: the filter becomes {'metadata.<key>': {'$eq': value}}: the backend's metadata equality must
+        compare JSON numbers numerically (7 == 7.0) but booleans only with booleans (true != 1; SQLite's
+        json_extract returns 1 for true, so check json_type), and must apply before the k nearest are chosen (the
+        rare entries are the farthest). The last search asks for 50 of 44 entries: return all 44.
         """
         db = VectorDB(dimensions=4, store=store)
         rng = np.random.default_rng(0)
@@ -92,7 +104,14 @@ class RuVectorConformance:
         assert len(db.search({"vector": q, "k": 50, "efSearch": 100})) == 44
 
     def test_reinsert_replaces(self, store: vs.Store) -> None:
-        """Inserting an existing id replaces its vector and metadata: the id appears once, with the new values."""
+        """Inserting an existing id replaces its vector and metadata: len stays 2, a search at the new vector finds
+        it first with score exactly 0.0 and the new metadata, and once it is deleted only 'b' is found.
+
+        Troubleshooting: an insert is an upsert: replace the vector and metadata (no merge, no second row). Compute
+        l2 as the root of the summed squared differences, not from norms and a dot product, which gives a small
+        non-zero (or NaN) distance for identical vectors; a delete must remove the record from every search path,
+        index included.
+        """
         db = VectorDB(dimensions=2, distance_metric="Euclidean", store=store)
         db.insert({"id": "a", "vector": [0, 0], "metadata": {"v": 1}})
         db.insert({"id": "b", "vector": [5, 5]})
@@ -105,8 +124,15 @@ class RuVectorConformance:
         assert [r.id for r in db.search({"vector": [10, 10], "k": 2})] == ["b"]
 
     def test_bad_input_is_typed(self, store: vs.Store) -> None:
-        """k <= 0, a wrong dimension, Manhattan (not supported by the store), an unknown metric, bad entries or
-        filters: typed errors (subclasses of InvalidInput), nothing written."""
+        """k <= 0, a wrong dimension, Manhattan (not supported by the store), an unknown metric, bad dimensions or
+        hnsw_config, bad entries or queries or filters: typed errors (subclasses of InvalidInput), nothing written;
+        the 'ruvector' collection opened with other dimensions or another metric raises CollectionExists.
+
+        Troubleshooting: the checks are the facade's and the core's, made before any write (a batch with a NaN in
+        its second entry writes nothing, so len stays 1); the backend's part is get_collection(), which must return
+        the stored dim and metric, so that a VectorDB with other dimensions or another metric over the same
+        collection raises CollectionExists instead of writing into it.
+        """
         with pytest.raises(UnsupportedMetric) as info:
             VectorDB(dimensions=3, distance_metric="Manhattan", store=store)
         assert isinstance(info.value, vs.InvalidInput) and isinstance(info.value, vs.NotSupported)
@@ -149,7 +175,14 @@ class RuVectorConformance:
 
     def test_url_constructor_and_persistence(self, store: vs.Store, store_url: str) -> None:
         """VectorDB(url=...) opens its own store (closed by close()); entries survive close and reopen on a
-        persistent backend."""
+        persistent backend.
+
+        Troubleshooting: VectorDB(url=...) opens a second store on the URL while the fixture's store is still open,
+        so a persistent backend must allow two stores on one database (SQLite: WAL and a busy timeout; PostgreSQL: a
+        pool of its own), and aclose() must release every connection; data must be committed before close, so the
+        reopened VectorDB finds both entries, the definition of 'rv_url' and the exact vector. The DotProduct score
+        is -dot: exactly -3.0 here.
+        """
         with VectorDB(dimensions=3, distance_metric="DotProduct", url=store_url, collection="rv_url") as db:
             db.insert_batch([{"id": "a", "vector": [1, 2, 3], "metadata": {"n": 1}}, {"id": "b", "vector": [3, 2, 1]}])
             assert db.len() == 2
@@ -164,7 +197,13 @@ class RuVectorConformance:
             assert got is not None and got.metadata == {"n": 1} and got.vector.tolist() == [1, 2, 3]
 
     def test_async_vectordb(self, store: vs.Store) -> None:
-        """AsyncVectorDB has the same methods over the async store."""
+        """AsyncVectorDB over the async store: insert returns the id, insert_batch adds an entry, a filtered search
+        returns only the matching entry (1 hit for k=2), len counts 2, delete reports True and is_empty False.
+
+        Troubleshooting: AsyncVectorDB awaits the same backend calls as VectorDB (which runs them through
+        store.run), so fix test_insert_get_delete_len and test_filter_applies_before_top_k first; a failure only
+        here is in vectorstore.ruvector.AsyncVectorDB, not the backend.
+        """
 
         async def scenario() -> tuple[Any, ...]:
             db = AsyncVectorDB(dimensions=2, store=store.async_store, collection="rv_async")

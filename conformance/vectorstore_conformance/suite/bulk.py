@@ -17,7 +17,11 @@ class BulkConformance:
         """One upsert of 10,000 records (64-d, with fields and metadata) stores them all, and a second
         one over the same ids replaces them all.
 
-        Troubleshooting: batch parameters (SQLite's variable limit) or use COPY (PostgreSQL).
+        Troubleshooting: an error such as 'too many SQL variables' or a statement too large means the whole batch
+        was bound into one statement: split it under the driver's parameter limit (SQLite) or use executemany / COPY
+        (PostgreSQL), still in one transaction. A count above 10,000, or records with n > 0 after the second upsert,
+        means the bulk path inserted or kept old values instead of replacing: ON CONFLICT (id) DO UPDATE every
+        column.
         """
         n, dim = 10_000, 64
         rng = np.random.default_rng(10)
@@ -146,7 +150,11 @@ class BulkConformance:
         """``bulk_load()`` entered inside a transaction raises TransactionError and changes nothing; the
         transaction stays usable.
 
-        Troubleshooting: the core checks ``in_transaction()`` before calling the backend.
+        Troubleshooting: the core refuses the block when the backend's in_transaction() is True, so in_transaction()
+        must tell whether the calling task is inside transaction() (a context variable set on entry and reset on
+        exit, not a flag shared by every task). The refusal comes before the backend's bulk_load() is entered, so
+        the transaction must stay usable for the upsert that follows; a backend without transactions must still run
+        bulk_load() with ordinary writes inside.
         """
         col = store.create_collection("refused", dim=2)
         if not store.capabilities.transactions:
@@ -164,7 +172,10 @@ class BulkConformance:
         """``last_id()`` of an int-id collection is the greatest id allocated or stored (0 when none), and
         reading it allocates nothing; text-id collections have none (InvalidInput).
 
-        Troubleshooting: max(sequence row, max(id)); read only.
+        Troubleshooting: return the greater of the collection's sequence row and max(id) of its records (0 when both
+        are missing), read in one snapshot; never write in last_id() (no upsert of the sequence row, no nextval()),
+        or the second read returns more. Deleting records must leave the sequence row alone, so the value stays 500
+        after delete(all=True).
         """
         col = store.create_collection("seq", dim=2, id_type="int")
         assert col.last_id() == 0

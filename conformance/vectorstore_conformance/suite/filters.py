@@ -73,7 +73,14 @@ class FilterConformance:
     ])
     def test_invalid_filters_name_the_culprit(self, store: vs.Store, where: Any, culprit: str) -> None:
         """A bad filter raises InvalidFilter whose message names the field or operator at fault —
-        in search, count and delete alike, and nothing is deleted."""
+        in search, count and delete alike, and nothing is deleted.
+
+        Troubleshooting: raised by the core's parser (vectorstore.filters.parse_filter) before search, count or
+        delete reach the backend, so a backend's code cannot cause this failure; another error type, a message
+        without the culprit or a deleted record means the backend was reached with the filter unparsed: install
+        vectorstore and vectorstore_conformance from the same release, and make sure the store under test is opened
+        through vectorstore (the store_url fixture).
+        """
         col = _load(store)
         for call in (lambda: col.search([1, 0], where=where), lambda: col.count(where),
                      lambda: col.delete(where=where)):
@@ -83,7 +90,15 @@ class FilterConformance:
         assert col.count() == len(FILTERS["records"])
 
     def test_typed_tree_equals_dict_form(self, store: vs.Store) -> None:
-        """The typed filter tree (Comparison/And/Or/Not) selects what the equivalent dict selects."""
+        """The typed filter tree (Or / And / Not / Comparison) and the equivalent dict select the same records: both
+        count 3 of the contract's films (Alien, Casablanca, Fargo); a typed Comparison on an unknown field raises
+        InvalidFilter.
+
+        Troubleshooting: both forms parse to the same tree, so a count other than 3 comes from the backend's
+        compiled filter: text equality and $in must be case-sensitive (the film titled 'alien' must not match
+        'Alien': no NOCASE or case-insensitive collation), $not must be the exact complement of a two-valued
+        condition, and a bool field must compare with its stored form (SQLite 0 / 1).
+        """
         col = _load(store)
         tree = vs.Or((vs.And((vs.Comparison("year", vs.Op.GTE, 1990), vs.Not(vs.Comparison("adult", vs.Op.EQ, True)))),
                       vs.Comparison("title", vs.Op.IN, ("Alien", "Casablanca"))))

@@ -40,20 +40,24 @@ class PersistenceConformance:
             assert [h.id for h in kept.search([5, 0.5, -5], k=3)] == [5, 4, 6]
 
     def test_store_exists_without_creating_anything(self, store: vs.Store, store_url: str, tmp_path: Path) -> None:
-        """store_exists(url) tells whether a store is there without creating one: true for this
-        (opened, persistent) store, false for a URL never opened — and asking creates nothing.
+        """store_exists(url) (sync) and store_exists_async(url) tell whether a store is there without
+        creating one: true for this (opened, persistent) store, false for a URL never opened — and
+        asking creates nothing. The sync one returns a bool, never a coroutine (which is always true).
 
         Troubleshooting: check for the backend's catalog read-only; never run its migrations.
         """
         spec = registry.backend_for_scheme(resolve(store_url).scheme)
         if spec.exists is None:
             with pytest.raises(vs.NotSupported):
-                asyncio.run(vs.store_exists(store_url))
+                vs.store_exists(store_url)
+            with pytest.raises(vs.NotSupported):
+                asyncio.run(vs.store_exists_async(store_url))
             return
-        assert asyncio.run(vs.store_exists(store_url)) is store.capabilities.persistent
+        assert vs.store_exists(store_url) is store.capabilities.persistent
+        assert asyncio.run(vs.store_exists_async(store_url)) is store.capabilities.persistent
         if spec.test_url is None:
             return
         fresh = spec.test_url(None, tmp_path / "never-opened")
-        assert asyncio.run(vs.store_exists(fresh)) is False
-        assert asyncio.run(vs.store_exists(fresh)) is False
+        assert vs.store_exists(fresh) is False
+        assert asyncio.run(vs.store_exists_async(fresh)) is False
         assert not (tmp_path / "never-opened").exists()

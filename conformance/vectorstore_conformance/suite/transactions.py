@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import vectorstore as vs
+from vectorstore_conformance.guard import requires
 
 
 class Boom(Exception):
@@ -17,11 +18,14 @@ class Boom(Exception):
 
 class TransactionConformance:
     def test_commit_across_collections(self, store: vs.Store) -> None:
-        """Writes to several collections inside a transaction are all visible after it."""
-        if not store.capabilities.transactions:
-            with pytest.raises(vs.NotSupported):
-                store.transaction()
-            return
+        """Writes to two collections inside a transaction (upserts and a delete) are all visible after it commits,
+        and a read inside the block sees the block's own writes.
+
+        Troubleshooting: every operation inside the block, reads included, must use the transaction's connection
+        (found through a context variable set by transaction()), and the outermost block commits once at its end; a
+        wrong count inside means reads went to another (pooled) connection, which cannot see the uncommitted writes.
+        """
+        requires(store, "transactions")
         a = store.create_collection("a", dim=2)
         b = store.create_collection("b", dim=2)
         a.upsert([{"id": "gone", "vector": [1, 1]}])
@@ -39,10 +43,7 @@ class TransactionConformance:
         Troubleshooting: every operation inside must run on the transaction's connection (a context
         variable), not on a fresh pooled one.
         """
-        if not store.capabilities.transactions:
-            with pytest.raises(vs.NotSupported):
-                store.transaction()
-            return
+        requires(store, "transactions")
         a = store.create_collection("a", dim=2, fields={"n": "int"})
         b = store.create_collection("b", dim=2)
         a.upsert([{"id": "keep", "vector": [1, 1], "fields": {"n": 1}}])
@@ -55,9 +56,14 @@ class TransactionConformance:
         assert b.count() == 0
 
     def test_a_failed_write_inside_rolls_back_the_transaction(self, store: vs.Store) -> None:
-        """A DuplicateId raised inside a transaction and not caught undoes the earlier writes."""
-        if not store.capabilities.transactions:
-            return
+        """A DuplicateId raised inside a transaction and not caught undoes the earlier writes.
+
+        Troubleshooting: raise DuplicateId itself (not the driver's unique violation) from an insert inside a
+        transaction, run that insert in a savepoint so its failure leaves the transaction usable (PostgreSQL aborts
+        the whole transaction on an error otherwise), and roll the whole transaction back when the exception leaves
+        the block: the earlier upsert of 'y' must not be committed.
+        """
+        requires(store, "transactions")
         a = store.create_collection("a", dim=2)
         a.insert([{"id": "x", "vector": [1, 0]}])
         with pytest.raises(vs.DuplicateId), store.transaction():
@@ -66,9 +72,15 @@ class TransactionConformance:
         assert [r.id for r in a.scan()] == ["x"]
 
     def test_collection_created_in_a_rolled_back_transaction_disappears(self, store: vs.Store) -> None:
-        """Creating a collection is transactional too."""
-        if not store.capabilities.transactions:
-            return
+        """A collection created, and written to, inside a transaction that raises is gone afterwards:
+        list_collections() is empty.
+
+        Troubleshooting: create_collection must write the catalog row and create the table on the transaction's
+        connection, so the rollback undoes both (DDL is transactional in SQLite and PostgreSQL); never create it on
+        a separate autocommit connection, and read list_collections() from the catalog, not from an in-process cache
+        the rollback does not undo.
+        """
+        requires(store, "transactions")
         with pytest.raises(Boom), store.transaction():
             c = store.create_collection("temp", dim=2)
             c.upsert([{"id": "x", "vector": [1, 0]}])
@@ -76,9 +88,14 @@ class TransactionConformance:
         assert store.list_collections() == []
 
     def test_nested_transaction_is_a_savepoint(self, store: vs.Store) -> None:
-        """An inner transaction that fails rolls back only its own writes; the outer one commits."""
-        if not store.capabilities.transactions:
-            return
+        """An inner transaction that fails rolls back only its own writes; the outer one commits.
+
+        Troubleshooting: a nested transaction() must open a SAVEPOINT on the outer transaction's connection and, on
+        an exception, ROLLBACK TO and RELEASE it, leaving the outer transaction open and usable; it must not commit,
+        begin a new transaction or take another connection (which deadlocks on a single-writer backend). Give each
+        nesting level its own savepoint name.
+        """
+        requires(store, "transactions")
         a = store.create_collection("a", dim=2)
         with store.transaction():
             a.upsert([{"id": "outer", "vector": [1, 0]}])
@@ -94,8 +111,7 @@ class TransactionConformance:
 
         Troubleshooting: reads outside a transaction must not use the transaction's connection.
         """
-        if not store.capabilities.transactions:
-            return
+        requires(store, "transactions")
         col = store.create_collection("iso", dim=2)
         col.upsert([{"id": "before", "vector": [1, 0]}])
         inside, release = threading.Event(), threading.Event()
@@ -133,10 +149,7 @@ class TransactionConformance:
         Troubleshooting: run the outermost transaction at SERIALIZABLE isolation and map the
         server's serialization failures and deadlocks (also at COMMIT) to TransactionConflict.
         """
-        if not store.capabilities.transactions:
-            with pytest.raises(vs.NotSupported):
-                store.transaction(serializable=True)
-            return
+        requires(store, "transactions")
         col = store.create_collection("counter", dim=2, fields={"n": "int"})
         col.upsert([{"id": "c", "vector": [1, 0], "fields": {"n": 0}}])
         conflicts: list[int] = []
@@ -161,11 +174,13 @@ class TransactionConformance:
         """store.in_transaction tells whether the caller is inside a transaction; run_transaction
         retries work that lost a race (TransactionConflict) when it owns the transaction, rolling
         back each failed attempt, and lets a conflict propagate at once when nested.
+
+        Troubleshooting: the retry logic is the core's. The backend's part: in_transaction() is True inside
+        transaction() for the calling task only and False again after the block, also after an exception (reset the
+        context variable in a finally); the whole transaction rolls back when TransactionConflict leaves the block;
+        and a TransactionConflict raised inside a nested savepoint propagates unchanged to the outer block.
         """
-        if not store.capabilities.transactions:
-            with pytest.raises(vs.NotSupported):
-                store.transaction()
-            return
+        requires(store, "transactions")
         col = store.create_collection("rt", dim=2)
         inner = store.async_store
         assert store.in_transaction is False

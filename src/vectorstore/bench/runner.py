@@ -1,6 +1,12 @@
 """One benchmark case: a data set loaded into vectorstore and into the raw baseline,
 both measured with the same queries, parameters and warm caches.
 
+The case runs on any backend that implements :class:`vectorstore.spi.Benchmarkable`, found
+by name in the plugin registry: the store is a throwaway one at the backend's ``test_url``,
+opened through the public API; the baseline, the server's facts, its explanation of a search
+and the statements for the C-client ceiling come from the backend. The core imports no
+backend module.
+
 Search latencies alternate between the two sides query by query, so drift of the
 machine (other load, CPU frequency) hits both equally; every latency figure pools
 the samples of all rounds.
@@ -8,7 +14,7 @@ the samples of all rounds.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import functools
 import os
 import platform
@@ -17,8 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +31,11 @@ import attrs
 import numpy as np
 
 import vectorstore
+from vectorstore import registry
 from vectorstore.bench import ceiling, measure
 from vectorstore.bench.datasets import Dataset
-from vectorstore.bench.raw import RawPostgres, RawSqlite
+from vectorstore.errors import ConfigError, NotSupported, UnknownBackend
+from vectorstore.spi import Benchmarkable, ExplainedSearch
 
 Log = Callable[[str], None]
 
@@ -42,9 +49,13 @@ class Options:
     selectivities: tuple[int, ...] = (50, 10, 1)
     #: ef_search values for the latency-vs-recall sweep (both sides get the same value).
     sweep: tuple[int, ...] = (20, 40, 80, 160)
-    postgres_url: str | None = None
+    #: Base URL per backend name, given to the backend's ``BackendSpec.test_url`` (PostgreSQL: the
+    #: server to work on); else ``VECTORSTORE_BENCH_<NAME>_URL`` (see :func:`base_url`).
+    urls: Mapping[str, str] = attrs.field(factory=dict)
+    #: Where the cases' work directories go (the system's temporary directory by default).
     workdir: Path | None = None
-    #: Seconds pgbench runs per client count for the C-client ceiling (PostgreSQL); 0: not measured.
+    #: Seconds pgbench runs per client count for the C-client ceiling (where the backend offers
+    #: its statements: PostgreSQL); 0: not measured.
     ceiling_seconds: float = 5.0
 
 
@@ -86,19 +97,19 @@ async def _alternate(ours: Callable[[int], Awaitable[Any]], raw: Callable[[int],
     return ours_t, ours_r, raw_t, raw_r
 
 
-async def _rates_alternating(ours: Callable[[int], Awaitable[Any]], raw: Callable[[int], Awaitable[Any]],
-                             clients: int, total: int, warmup: int, rounds: int) -> tuple[list[float], list[float]]:
-    """Each side's closed-loop rate (queries/s) in every round, the sides taking turns (who goes
-    first alternating), so that a slow stretch of the machine falls on both; each side warms up
-    before its first round."""
+async def _rates_alternating(ours: Callable[[int, int], Awaitable[float]], raw: Callable[[int, int], Awaitable[float]],
+                             total: int, warmup: int, rounds: int) -> tuple[list[float], list[float]]:
+    """Each side's closed-loop rate (queries/s) in every round, ``ours(total, warmup)`` and
+    ``raw(total, warmup)``, the sides taking turns (who goes first alternating), so that a slow
+    stretch of the machine falls on both; each side warms up before its first round."""
     ours_q: list[float] = []
     raw_q: list[float] = []
     for r in range(rounds):
         for side in ((0, 1) if r % 2 == 0 else (1, 0)):
             if side == 0:
-                ours_q.append(await measure.closed_loop_async(ours, clients, total, warmup if r == 0 else 0))
+                ours_q.append(await ours(total, warmup if r == 0 else 0))
             else:
-                raw_q.append(await measure.closed_loop_async(raw, clients, total, warmup if r == 0 else 0))
+                raw_q.append(await raw(total, warmup if r == 0 else 0))
     return ours_q, raw_q
 
 
@@ -128,7 +139,7 @@ async def _load_ours(store: vectorstore.AsyncStore, data: Dataset, side: dict[st
     """Create the collection and load the data set in one upsert inside ``bulk_load()`` (which
     defers the index): the upsert is the load, the end of the block the index build. With
     ``keep=False`` the collection is dropped inside the block (a load measured, no index built)."""
-    col = await store.create_collection(name, dim=data.dim, metric="cosine", id_type="int",
+    col = await store.create_collection(name, dim=data.dim, metric=data.metric, id_type="int",
                                         fields={"bucket": "int"})
     records = _records(data)
     log(f"  loading {data.n:,} x {data.dim} into vectorstore (bulk_load + upsert)")
@@ -194,49 +205,114 @@ async def _filtered(data: Dataset, opts: Options, ours: Callable[[int, int], Awa
             }
 
 
-# -- PostgreSQL ------------------------------------------------------------------
+# -- one case, on any backend that implements vectorstore.spi.Benchmarkable ------------------
+
+#: Where a backend's cases run when ``--url NAME=URL`` does not say: a base URL given to its
+#: ``test_url`` (VECTORSTORE_BENCH_POSTGRES_URL: a PostgreSQL server to work on).
+URL_ENV = "VECTORSTORE_BENCH_{}_URL"
 
 
-async def postgres_case(data: Dataset, opts: Options, log: Log) -> dict[str, Any]:
-    from vectorstore_postgres.backend import PostgresBackend
-    from vectorstore_postgres.testing import embedded_server_url, with_query
+def base_url(name: str, opts: Options) -> str | None:
+    """The base URL for the backend's ``test_url``: ``opts.urls[name]``, else
+    ``VECTORSTORE_BENCH_<NAME>_URL``, else None (the backend's own default)."""
+    return opts.urls.get(name) or os.environ.get(URL_ENV.format(name.upper())) or None
 
-    base = opts.postgres_url or os.environ.get("VECTORSTORE_BENCH_POSTGRES_URL") or embedded_server_url()
-    schema = f"vs_bench_{uuid.uuid4().hex[:10]}"
+
+@contextlib.asynccontextmanager
+async def bench_store(name: str, opts: Options,
+                      workdir: Path) -> AsyncIterator[tuple[vectorstore.AsyncStore, Benchmarkable]]:
+    """A throwaway store of the backend called ``name``: opened at its ``test_url`` (with
+    ``workdir`` as its directory) through the public API, checked to implement
+    :class:`~vectorstore.spi.Benchmarkable`, reopened with the options it asks for (room for every
+    client), and discarded (:meth:`~vectorstore.spi.Benchmarkable.bench_discard`) when the block ends."""
+    backends = registry.backends()
+    spec = backends.get(name)
+    if spec is None:
+        raise UnknownBackend(f"no installed backend is called {name!r}; installed: {', '.join(sorted(backends))} "
+                             "(`vectorstore plugins` lists them with their packages)")
+    if spec.test_url is None:
+        raise NotSupported(f"the {name} backend gives no test_url (BackendSpec.test_url), so the bench cannot make "
+                           "a throwaway store for it; its plugin must add one")
+    try:
+        url = spec.test_url(base_url(name, opts), workdir)
+        store = await vectorstore.open_store(url)
+    except ImportError as exc:
+        raise ConfigError(f"the {name} benchmark cannot open a store: {exc}. Install what it names (for this "
+                          f'project\'s backends: pip install "vectorstore[{name},test]"), or give it a store to '
+                          f"work on with --url {name}=URL") from exc
+    try:
+        backend = _benchmarkable(name, store)
+        options = backend.bench_store_options(max(opts.clients))
+        if options:
+            await store.aclose()
+            store = await vectorstore.open_store(url, **options)
+            backend = _benchmarkable(name, store)
+    except BaseException:
+        await store.aclose()
+        raise
+    try:
+        yield store, backend
+    finally:
+        try:
+            await backend.bench_discard()
+        finally:
+            await store.aclose()
+
+
+def _benchmarkable(name: str, store: vectorstore.AsyncStore) -> Benchmarkable:
+    backend = store.backend
+    if not isinstance(backend, Benchmarkable):
+        raise NotSupported(f"the {name} backend does not implement vectorstore.spi.Benchmarkable, so there is no "
+                           "raw-driver baseline to measure it against; docs/benchmarks.md (\"Benchmarking a "
+                           "backend\") says what a backend implements to be benchmarked")
+    return backend
+
+
+async def check_backend(name: str, opts: Options) -> None:
+    """Open and discard the backend's benchmark store: raises what would stop its cases, before
+    any data set is built."""
+    workdir = Path(tempfile.mkdtemp(prefix="vectorstore-bench-", dir=opts.workdir))
+    try:
+        async with bench_store(name, opts, workdir):
+            pass
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def _case(store: vectorstore.AsyncStore, target: Benchmarkable, workdir: Path, data: Dataset, opts: Options,
+                log: Log) -> dict[str, Any]:
     k, nq = opts.k, len(data.queries)
     truth = data.exact_neighbours(k)
     result = {"vectorstore": _side(), "raw": _side()}
     ours_s, raw_s = result["vectorstore"], result["raw"]
-    store = await vectorstore.open_store(with_query(base, schema=schema, pool_max=str(max(opts.clients) + 2)))
-    backend = store.backend
-    assert isinstance(backend, PostgresBackend)
-    raw = RawPostgres(backend.settings.conninfo, schema, data.dim)
-    await raw.open()
+    buckets = data.buckets().tolist()
+    raw = await target.bench_baseline(data.dim, data.metric, workdir)
     try:
-        # Bulk loads vary by tens of percent from one to the next (checkpoints, the page cache):
-        # extra rounds into scratch tables, sides alternating, and the median of all.
-        for r in range(opts.rounds - 1):
-            for turn in ((0, 1) if r % 2 else (1, 0)):
-                if turn == 0:
-                    await _load_ours(store, data, ours_s, log, name=f"load_{r}", keep=False)
-                else:
-                    log(f"  loading {data.n:,} x {data.dim} raw (binary COPY)")
-                    raw_s.setdefault("load_samples_s", []).append(await raw.load(data, f"raw_load_{r}"))
-                    await raw.drop(f"raw_load_{r}")
+        if raw.repeat:
+            # Loads vary by tens of percent from one to the next (checkpoints, the page cache):
+            # extra rounds into scratch tables, sides alternating, and the median of all.
+            for r in range(opts.rounds - 1):
+                for turn in ((0, 1) if r % 2 else (1, 0)):
+                    if turn == 0:
+                        await _load_ours(store, data, ours_s, log, name=f"load_{r}", keep=False)
+                    else:
+                        log(f"  loading {data.n:,} x {data.dim} raw ({raw.description}, scratch)")
+                        raw_s.setdefault("load_samples_s", []).append(
+                            await raw.load(data.vectors, buckets, scratch=True))
         col = await _load_ours(store, data, ours_s, log)
-        log(f"  loading {data.n:,} x {data.dim} raw (binary COPY, CREATE INDEX)")
-        raw_s.setdefault("load_samples_s", []).append(await raw.load(data))
+        if not target.bench_builds_index:
+            ours_s["index_build_s"] = None  # nothing is built when bulk_load() ends
+        log(f"  loading {data.n:,} x {data.dim} raw ({raw.description})")
+        raw_s.setdefault("load_samples_s", []).append(await raw.load(data.vectors, buckets))
         spec = col.spec
-        memory = min(backend.settings.index_build_memory, data.n * (4 * data.dim + 2 * spec.index.m * 12 + 256))
-        raw_s["index_build_s"] = await raw.build_index(spec.index.m, spec.index.ef_construction, memory)
+        built = await raw.build_index(spec)
+        if built is not None:
+            raw_s["index_build_s"] = built
         _load_rate(data, ours_s)
         _load_rate(data, raw_s)
-
-        buffers = await _pg_memory(backend.settings.conninfo, schema)
-        if buffers["tables_mb"] > buffers["shared_buffers_mb"]:
-            log(f"  note: the two sides' tables and indexes ({buffers['tables_mb']:,.0f} MB) exceed shared_buffers "
-                f"({buffers['shared_buffers_mb']:,.0f} MB): searches read pages from the OS cache and the sides evict "
-                "each other's; latencies then measure the server's memory more than the client")
+        server = await target.bench_server()
+        for note in server.notes:
+            log(f"  {note}")
 
         queries = data.queries
         log("  single-query latency (alternating sides)")
@@ -247,72 +323,88 @@ async def postgres_case(data: Dataset, opts: Options, log: Log) -> dict[str, Any
         ours_s["recall_at_10"] = measure.recall_at([_ids(h) for h in ours_r], truth, k)
         raw_s["recall_at_10"] = measure.recall_at([_raw_ids(r) for r in raw_r], truth, k)
 
-        log("  server-side execution time (EXPLAIN ANALYZE)")
-        ours_s["server_ms"], raw_s["server_ms"] = await _server_ms(
-            lambda i: backend.explain_search(spec, queries[i], k), lambda i: raw.explain(queries[i], k), nq)
+        await _server_ms(lambda i: target.bench_explain(spec, queries[i], k), lambda i: raw.explain(queries[i], k),
+                         nq, ours_s, raw_s, log)
 
         log("  latency vs recall sweep over ef_search")
-        for ef in opts.sweep:
-            await raw.set_ef(ef)
-            ours_t, ours_r, raw_t, raw_r = await _alternate(
-                functools.partial(_search_ef, col, queries, k, ef), lambda i: raw.search(queries[i], k), nq, 1)
-            ours_s["sweep"].append({"knob": f"ef_search={ef}", "p50_ms": measure.latency_summary(ours_t)["p50"],
-                                    "recall_at_10": measure.recall_at([_ids(h) for h in ours_r], truth, k)})
-            raw_s["sweep"].append({"knob": f"ef_search={ef}", "p50_ms": measure.latency_summary(raw_t)["p50"],
-                                   "recall_at_10": measure.recall_at([_raw_ids(r) for r in raw_r], truth, k)})
-        await raw.set_ef(40)
+        if raw.exact:  # nothing to sweep on the raw side: one point
+            raw_s["sweep"].append({"knob": "exact", "p50_ms": raw_s["latency_ms"]["p50"],
+                                   "recall_at_10": raw_s["recall_at_10"]})
+            for ef in opts.sweep:
+                times, found = await measure.time_async(functools.partial(_search_ef, col, queries, k, ef), nq)
+                ours_s["sweep"].append({"knob": f"ef_search={ef}", "p50_ms": measure.latency_summary(times)["p50"],
+                                        "recall_at_10": measure.recall_at([_ids(h) for h in found], truth, k)})
+        else:
+            for ef in opts.sweep:
+                await raw.set_ef_search(ef)
+                ours_t, ours_r, raw_t, raw_r = await _alternate(
+                    functools.partial(_search_ef, col, queries, k, ef), lambda i: raw.search(queries[i], k), nq, 1)
+                ours_s["sweep"].append({"knob": f"ef_search={ef}", "p50_ms": measure.latency_summary(ours_t)["p50"],
+                                        "recall_at_10": measure.recall_at([_ids(h) for h in ours_r], truth, k)})
+                raw_s["sweep"].append({"knob": f"ef_search={ef}", "p50_ms": measure.latency_summary(raw_t)["p50"],
+                                       "recall_at_10": measure.recall_at([_raw_ids(r) for r in raw_r], truth, k)})
+            await raw.set_ef_search(None)
 
         log("  search_many throughput")
         ours_s["search_many_qps"], raw_s["search_many_qps"] = await _search_many(
-            col, queries, k, opts.rounds, lambda: raw.search_pipelined(queries, k))
+            col, queries, k, opts.rounds, lambda: raw.search_many(queries, k))
 
+        rounds = opts.rounds if raw.repeat else 1
         for clients in opts.clients:
-            log(f"  concurrent throughput, {clients} client(s), {opts.rounds} round(s) a side")
-            total = max(4 * nq, 100 * clients)
-            warmup = 10 * clients  # vectorstore's pool grows to `clients` connections; raw's starts full
-            pool = await raw.pool(clients)
-            try:
-                async def raw_call(i: int, pool: Any = pool) -> Any:
-                    async with pool.connection() as conn:
-                        return await raw.search(queries[i % nq], k, conn)
+            log(f"  concurrent throughput, {clients} client(s), {rounds} round(s) a side")
+            # A brute-force baseline takes seconds per hundred queries: fewer of them.
+            total = max(nq // 2, 8 * clients) if raw.exact else max(4 * nq, 100 * clients)
+            # Before the clock starts, vectorstore's pool grows to `clients` connections (each
+            # preparing its statements); the baseline's clients open theirs at once.
+            warmup = 10 * clients if raw.repeat else 0
 
-                ours_q, raw_q = await _rates_alternating(
-                    lambda i: col.search(queries[i % nq], k=k), raw_call, clients, total, warmup, opts.rounds)
-            finally:
-                await pool.close()
+            async def ours_rate(total: int, warmup: int, clients: int = clients) -> float:
+                return await measure.closed_loop_async(lambda i: col.search(queries[i % nq], k=k), clients, total,
+                                                       warmup)
+
+            async with raw.clients(clients, queries, k) as raw_rate:
+                ours_q, raw_q = await _rates_alternating(ours_rate, raw_rate, total, warmup, rounds)
             for side, rates in ((ours_s, ours_q), (raw_s, raw_q)):
                 side["concurrent_qps"][str(clients)] = statistics.median(rates)
-                side.setdefault("concurrent_qps_samples", {})[str(clients)] = rates
+                if rounds > 1:
+                    side.setdefault("concurrent_qps_samples", {})[str(clients)] = rates
         if opts.ceiling_seconds > 0:
-            statements = [await backend.search_sql(spec, queries[i], k) for i in range(min(nq, ceiling.MAX_SCRIPTS))]
-            found = await ceiling.ceiling_qps(statements, backend.settings.conninfo, backend.search_session_settings,
-                                              opts.clients, opts.ceiling_seconds, log)
-            if found is not None:
-                result[ceiling.SIDE] = {"concurrent_qps": found}
+            offered = await target.bench_ceiling(spec, queries[:ceiling.MAX_SCRIPTS], k)
+            if offered is not None:
+                reached = await ceiling.ceiling_qps(list(offered.statements), offered.conninfo, offered.settings,
+                                                    opts.clients, opts.ceiling_seconds, log)
+                if reached is not None:
+                    result[ceiling.SIDE] = {"concurrent_qps": reached}
 
         await _filtered(
             data, opts,
             lambda i, p: _ids_async(col.search(queries[i], k=k, where={"bucket": {"$lt": p}})),
             lambda i, p: _raw_ids_async(raw.search_filtered(queries[i], k, p)), result, log)
-        await store.drop_collection("bench")
     finally:
         await raw.close()
-        await _drop_schema(backend, schema)
-        await store.aclose()
-    return {"backend": "postgres", "sides": result, "ratios": _ratios(ours_s, raw_s),
-            "server": {**await _pg_versions(backend.settings.conninfo), **buffers}}
+    return {"sides": result, "ratios": _ratios(ours_s, raw_s), "server": dict(server.facts)}
 
 
-async def _server_ms(ours: Callable[[int], Awaitable[dict[str, Any]]], raw: Callable[[int], Awaitable[dict[str, Any]]],
-                     count: int) -> tuple[float, float]:
-    """The median of the server's own "Execution Time" (ms) of each side's search statement over
-    the first (up to) 50 queries, sides taking turns: what a search costs the server alone."""
+async def _server_ms(ours: Callable[[int], Awaitable[ExplainedSearch | None]],
+                     raw: Callable[[int], Awaitable[ExplainedSearch | None]], count: int, ours_s: dict[str, Any],
+                     raw_s: dict[str, Any], log: Log) -> None:
+    """``server_ms`` of each side whose server explains its searches: the median of the server's
+    own execution time (ms) of the side's search over the first (up to) 50 queries, sides taking
+    turns: what a search costs the server alone."""
     ours_ms: list[float] = []
     raw_ms: list[float] = []
     for i in range(min(count, 50)):
-        ours_ms.append(float((await ours(i))["Execution Time"]))
-        raw_ms.append(float((await raw(i))["Execution Time"]))
-    return statistics.median(ours_ms), statistics.median(raw_ms)
+        for call, times in ((ours, ours_ms), (raw, raw_ms)):
+            found = await call(i)
+            if found is not None:
+                times.append(found.server_ms)
+        if i == 0:
+            if not ours_ms and not raw_ms:
+                return  # neither side has a server to ask
+            log("  server-side execution time (the server's own, explained)")
+    for side, times in ((ours_s, ours_ms), (raw_s, raw_ms)):
+        if times:
+            side["server_ms"] = statistics.median(times)
 
 
 async def _ids_async(hits: Awaitable[Sequence[Any]]) -> list[int]:
@@ -321,121 +413,6 @@ async def _ids_async(hits: Awaitable[Sequence[Any]]) -> list[int]:
 
 async def _raw_ids_async(rows: Awaitable[Sequence[Sequence[Any]]]) -> list[int]:
     return _raw_ids(await rows)
-
-
-async def _drop_schema(backend: Any, schema: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    async with await psycopg.AsyncConnection.connect(backend.settings.conninfo, autocommit=True) as conn:
-        await conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-
-
-async def _pg_memory(conninfo: str, schema: str) -> dict[str, float]:
-    """The server's ``shared_buffers`` and the size of every table and index of the case's
-    schema (both sides'), in MB."""
-    import psycopg
-
-    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
-        cur = await conn.execute(
-            "SELECT (SELECT setting::bigint * pg_size_bytes(unit) FROM pg_settings WHERE name = 'shared_buffers'), "
-            "(SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
-            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r')", [schema])
-        row = await cur.fetchone()
-    assert row is not None
-    return {"shared_buffers_mb": float(row[0]) / 2**20, "tables_mb": float(row[1]) / 2**20}
-
-
-async def _pg_versions(conninfo: str) -> dict[str, str]:
-    import psycopg
-
-    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
-        cur = await conn.execute("SELECT current_setting('server_version'), "
-                                 "(SELECT extversion FROM pg_extension WHERE extname = 'vector')")
-        row = await cur.fetchone()
-    return {"postgres": str(row[0]) if row else "", "pgvector": str(row[1]) if row else ""}
-
-
-# -- SQLite ----------------------------------------------------------------------
-
-
-async def sqlite_case(data: Dataset, opts: Options, log: Log) -> dict[str, Any]:
-    from vectorstore_sqlite.backend import SqliteBackend
-
-    k, nq = opts.k, len(data.queries)
-    truth = data.exact_neighbours(k)
-    result = {"vectorstore": _side(), "raw": _side()}
-    ours_s, raw_s = result["vectorstore"], result["raw"]
-    tmp = Path(tempfile.mkdtemp(prefix="vectorstore-bench-", dir=opts.workdir))
-    store = await vectorstore.open_store(f"sqlite:///{tmp / 'vectorstore.db'}")
-    raw = RawSqlite(tmp / "raw.db", data.dim)
-    raw.open()
-    try:
-        col = await _load_ours(store, data, ours_s, log)
-        ours_s["index_build_s"] = None  # nothing is built afterwards: the codes are written with the rows
-        log(f"  loading {data.n:,} x {data.dim} raw (vec0 + row table)")
-        raw_s["load_samples_s"] = [raw.load(data)]
-        for side in (ours_s, raw_s):
-            _load_rate(data, side)
-        queries = data.queries
-
-        async def raw_search(i: int) -> Any:
-            return raw.search(queries[i], k)
-
-        log("  single-query latency (alternating sides)")
-        ours_t, ours_r, raw_t, raw_r = await _alternate(lambda i: col.search(queries[i], k=k), raw_search, nq,
-                                                        opts.rounds)
-        ours_s["latency_ms"] = measure.latency_summary(ours_t)
-        raw_s["latency_ms"] = measure.latency_summary(raw_t)
-        ours_s["recall_at_10"] = measure.recall_at([_ids(h) for h in ours_r], truth, k)
-        raw_s["recall_at_10"] = measure.recall_at([_raw_ids(r) for r in raw_r], truth, k)
-        raw_s["sweep"].append({"knob": "exact", "p50_ms": raw_s["latency_ms"]["p50"],
-                               "recall_at_10": raw_s["recall_at_10"]})
-        log("  latency vs recall sweep over ef_search")
-        for ef in opts.sweep:
-            times, found = await measure.time_async(functools.partial(_search_ef, col, queries, k, ef), nq)
-            ours_s["sweep"].append({"knob": f"ef_search={ef}", "p50_ms": measure.latency_summary(times)["p50"],
-                                    "recall_at_10": measure.recall_at([_ids(h) for h in found], truth, k)})
-
-        async def raw_many() -> None:  # sqlite-vec has no batch query: a loop
-            for q in queries:
-                raw.search(q, k)
-
-        log("  search_many throughput")
-        ours_s["search_many_qps"], raw_s["search_many_qps"] = await _search_many(col, queries, k, opts.rounds,
-                                                                                 raw_many)
-
-        for clients in opts.clients:
-            log(f"  concurrent throughput, {clients} client(s)")
-            total = max(nq // 2, 8 * clients)  # brute force on the raw side: seconds per hundred queries
-            ours_s["concurrent_qps"][str(clients)] = await measure.closed_loop_async(
-                lambda i: col.search(queries[i % nq], k=k), clients, total)
-
-            def make_client() -> Callable[[int], Any]:
-                conn = raw.connect()
-                return lambda i: raw.search(queries[i % nq], k, conn)
-
-            raw_s["concurrent_qps"][str(clients)] = await asyncio.to_thread(
-                measure.closed_loop_threads, make_client, clients, total)
-
-        async def raw_filtered(i: int, p: int) -> list[int]:
-            return _raw_ids(raw.search_filtered(queries[i], k, p))
-
-        await _filtered(data, opts, lambda i, p: _ids_async(col.search(queries[i], k=k, where={"bucket": {"$lt": p}})),
-                        raw_filtered, result, log)
-        backend = store.backend
-        assert isinstance(backend, SqliteBackend)
-        backend_info = {"module": backend.driver.name}
-    finally:
-        raw.close()
-        await store.aclose()
-        shutil.rmtree(tmp, ignore_errors=True)
-    return {"backend": "sqlite", "sides": result, "ratios": _ratios(ours_s, raw_s), "server": backend_info}
-
-
-CASES: dict[str, Callable[[Dataset, Options, Log], Awaitable[dict[str, Any]]]] = {
-    "postgres": postgres_case, "sqlite": sqlite_case,
-}
 
 
 def meta(opts: Options) -> dict[str, Any]:
@@ -452,5 +429,13 @@ def meta(opts: Options) -> dict[str, Any]:
 
 
 async def run_case(backend: str, data: Dataset, opts: Options, log: Log) -> dict[str, Any]:
-    case = await CASES[backend](data, opts, log)
-    return {"dataset": data.name.split("-")[0], "n": data.n, "dim": data.dim, **case}
+    """One case on the backend called ``backend``, any that implements
+    :class:`~vectorstore.spi.Benchmarkable`: vectorstore and the backend's raw baseline, both
+    measured on ``data``."""
+    workdir = Path(tempfile.mkdtemp(prefix="vectorstore-bench-", dir=opts.workdir))
+    try:
+        async with bench_store(backend, opts, workdir) as (store, target):
+            case = await _case(store, target, workdir, data, opts, log)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return {"dataset": data.name.split("-")[0], "n": data.n, "dim": data.dim, "backend": backend, **case}

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from vectorstore.embedding import Embedder
-from vectorstore.records import Record
+from vectorstore.records import Hit, Record
 from vectorstore.store import AsyncCollection, AsyncStore
 from vectorstore.sync import Store
 
@@ -31,8 +31,8 @@ from ._base import (
     optional_number,
 )
 from .errors import InvalidMemoryInput, PatternNotFound
-from .records import PatternStats, ReasoningPattern, TaskTypeCount
-from .reflexion import mean, where_all
+from .records import PatternStats, ReasoningPattern, TaskTypeCount, record_id
+from .reflexion import mean, ranked_search, where_all
 from .schema import Collections
 
 RECENT_DAYS = 7
@@ -56,6 +56,16 @@ def fold_outcomes(fields: dict[str, Any], outcomes: Sequence[tuple[float, float]
         reward_mean = (reward_mean * uses + reward) / (uses + 1)
         uses += 1
     return {**fields, "uses": uses, "success_rate": rate, "avg_reward": reward_mean}
+
+
+def tie_order(*, by_success_rate: bool) -> Callable[[Record | Hit], tuple[Any, ...]]:
+    """The order ``searchPatterns`` keeps among equal similarities: the order its SQL reads the
+    rows in, which JavaScript's stable sort on similarity keeps. With a ``minSuccessRate`` filter
+    and no ``taskType`` filter SQLite reads them through the (ascending) ``success_rate`` index:
+    lower success rate first, then ascending id; otherwise in ascending id."""
+    if by_success_rate:
+        return lambda r: (r.fields.get("success_rate") is None, r.fields.get("success_rate") or 0.0, record_id(r))
+    return lambda r: (record_id(r),)
 
 
 class AsyncReasoningBank(AsyncMemoryBase):
@@ -97,7 +107,8 @@ class AsyncReasoningBank(AsyncMemoryBase):
                               ) -> list[ReasoningPattern]:
         """Patterns most similar to ``task`` (embedded) or to ``embedding``, each with its
         ``similarity``: filtered by exact ``task_type``, ``success_rate >= min_success_rate`` and
-        any of ``tags``; only similarities ``>= threshold`` (default 0); top ``k``, ties by id."""
+        any of ``tags``; only similarities ``>= threshold`` (default 0); top ``k``. Equal
+        similarities come in the order AgentDB's SQL reads the rows (:func:`tie_order`)."""
         if (task is None) == (embedding is None):
             raise InvalidMemoryInput("search_patterns() needs exactly one of task='...' or embedding=[...]")
         k = check_k(k)
@@ -111,6 +122,7 @@ class AsyncReasoningBank(AsyncMemoryBase):
         if tag_list:
             conds.append({"tags": {"$overlap": tag_list}})
         where = where_all(conds)
+        tie = tie_order(by_success_rate=min_success_rate is not None and task_type is None)
         if embedding is not None:
             vector = check_embedding(embedding, self._dim)
         else:
@@ -119,14 +131,10 @@ class AsyncReasoningBank(AsyncMemoryBase):
         if not vector.any():  # AgentDB: a zero denominator makes every similarity 0
             if floor > 0.0:
                 return []
-            found: list[ReasoningPattern] = []
-            async for record in col.scan(where=where):
-                if record.vector is not None:
-                    found.append(ReasoningPattern.from_record(record, similarity=0.0))
-                    if len(found) == k:
-                        break
-            return found
-        hits = await col.search(vector, k, where=where, threshold=floor)
+            found = [record async for record in col.scan(where=where) if record.vector is not None]
+            found.sort(key=tie)
+            return [ReasoningPattern.from_record(record, similarity=0.0) for record in found[:k]]
+        hits = await ranked_search(col, vector, k, where, tie=tie, threshold=floor)
         return [ReasoningPattern.from_record(h, similarity=h.similarity) for h in hits]
 
     async def get_pattern_stats(self) -> PatternStats:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from vectorstore.embedding import Embedder
@@ -77,18 +77,34 @@ def _reward_key(reward: Any) -> float:
     return -math.inf if reward is None else float(reward)
 
 
-async def ranked_search(col: AsyncCollection, vector: Any, k: int, where: Any) -> list[Hit]:
-    """The ``k`` most similar records; equal similarities are ordered by reward (highest first),
-    then id, as AgentDB's ``ORDER BY reward DESC`` followed by a stable sort on similarity.
-    Searches deeper while the k-th place is tied, so a tie at the cut is resolved by reward."""
+def by_reward(hit: Hit) -> tuple[Any, ...]:
+    """AgentDB's order among equal similarities in ``retrieveRelevant``: its SQL reads the rows
+    through the ``reward DESC`` index (``ORDER BY e.reward DESC``), so higher reward first, NULL
+    last, then ascending id; JavaScript's stable sort on similarity keeps that order."""
+    return (-_reward_key(hit.fields.get("reward")), record_id(hit))
+
+
+async def ranked_search(col: AsyncCollection, vector: Any, k: int, where: Any,
+                        tie: Callable[[Hit], Any] = by_reward, threshold: float | None = None) -> list[Hit]:
+    """The ``k`` most similar records, equal similarities ordered by ``tie`` (the order AgentDB's
+    SQL reads the rows in, which its stable sort on similarity keeps). Searches deeper while the
+    k-th place is tied, so a tie at the cut is resolved by ``tie`` too."""
     n = k
     while True:
-        hits = await col.search(vector, n, where=where)
+        hits = await col.search(vector, n, where=where, threshold=threshold)
         if len(hits) < n or n >= MAX_K or hits[-1].similarity < hits[k - 1].similarity:
             break
         n = min(n * 4, MAX_K)
-    hits.sort(key=lambda h: (-h.similarity, -_reward_key(h.fields.get("reward")), h.id))
+    hits.sort(key=lambda h: (-h.similarity, tie(h)))
     return hits[:k]
+
+
+def recent_order(record: Record) -> tuple[Any, ...]:
+    """``getRecentEpisodes``' order: ``ORDER BY ts DESC`` (NULL last) over rows read through the
+    ``session_id`` index, i.e. in ascending id: SQLite's sort keeps that order among equal ``ts``,
+    so episodes of the same second come back oldest id first."""
+    ts = record.fields.get("ts")
+    return (ts is None, -(ts or 0), record_id(record))
 
 
 class AsyncReflexionMemory(AsyncMemoryBase):
@@ -164,7 +180,8 @@ class AsyncReflexionMemory(AsyncMemoryBase):
                                 ) -> list[Episode]:
         """The ``k`` episodes most similar to ``task`` (``task\\ncurrent_state``), each with its
         ``similarity``; filtered first by ``reward >= min_reward``, success, and
-        ``ts > now - time_window_days`` (0 or None: no window). Ties: higher reward first."""
+        ``ts > now - time_window_days`` (0 or None: no window). Equal similarities: higher reward
+        first, then lower id (:func:`by_reward`)."""
         task = check_text(task, "task")
         if not isinstance(current_state, str):
             raise InvalidMemoryInput(f"current_state must be a str, got {type(current_state).__name__}")
@@ -225,12 +242,13 @@ class AsyncReflexionMemory(AsyncMemoryBase):
         return "Successful strategies:\n" + "\n".join(lines)
 
     async def get_recent_episodes(self, session_id: str, limit: int = 10) -> list[Episode]:
-        """The session's ``limit`` latest episodes, newest ``ts`` first (ties: higher id first)."""
+        """The session's ``limit`` latest episodes, newest ``ts`` first; episodes with the same
+        ``ts`` in ascending id, as AgentDB returns them (:func:`recent_order`); NULL ``ts`` last."""
         session_id = check_text(session_id, "session_id")
         limit = check_k(limit, "limit")
         col = await self._episodes()
         records = [r async for r in col.scan(where={"session_id": session_id})]
-        records.sort(key=lambda r: (r.fields.get("ts") is None, -(r.fields.get("ts") or 0), -record_id(r)))
+        records.sort(key=recent_order)
         return [Episode.from_record(r) for r in records[:limit]]
 
     async def prune_episodes(self, *, min_reward: float = 0.3, max_age_days: float = 30,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -182,9 +182,16 @@ def check_relationship(value: object) -> str:
     return str(value)
 
 
-def _weight_key(weight: Any) -> tuple[bool, float]:
-    """``ORDER BY weight DESC`` with SQLite's NULLs last."""
-    return (weight is None, -float(weight) if weight is not None else 0.0)
+def _desc(value: Any) -> tuple[bool, float]:
+    """A sort key for ``ORDER BY value DESC``, with SQLite's NULLs last."""
+    return (value is None, -float(value) if value is not None else 0.0)
+
+
+def search_order(score: float, record: Record) -> tuple[Any, ...]:
+    """``searchSkills``' order: score descending; equal scores keep the order AgentDB's SQL read
+    the skills in (through the ``success_rate DESC`` index of its ``success_rate >= ?`` filter):
+    higher success rate first, then ascending id."""
+    return (-score, *_desc(record.fields.get("success_rate")), record_id(record))
 
 
 class AsyncSkillLibrary(AsyncMemoryBase):
@@ -297,7 +304,8 @@ class AsyncSkillLibrary(AsyncMemoryBase):
 
         Every skill with ``success_rate >= min_success_rate`` and an embedding is scored
         ``sim*0.4 + success_rate*0.3 + min(uses/1000, 1)*0.1 + avg_reward*0.2``; with
-        ``prefer_recent`` a recency boost (:func:`recency_boost`) is added (AgentDB ignores the flag)."""
+        ``prefer_recent`` a recency boost (:func:`recency_boost`) is added (AgentDB ignores the flag).
+        Equal scores: higher success rate first, then lower id (:func:`search_order`)."""
         task = check_text(task, "task")
         k = check_k(k)
         where = None if min_success_rate is None else {
@@ -327,7 +335,7 @@ class AsyncSkillLibrary(AsyncMemoryBase):
             if prefer_recent:
                 score += recency_boost(now, f.get("last_used_at"), f.get("updated_at"), f.get("created_at"))
             scored.append((score, similarity, record))
-        scored.sort(key=lambda t: (-t[0], record_id(t[2])))
+        scored.sort(key=lambda t: search_order(t[0], t[2]))
         return [Skill.from_record(r, similarity=sim, score=score) for score, sim, r in scored[:k]]
 
     async def retrieve_skills(self, task: str, *, k: int = 5, min_success_rate: float | None = 0.5,
@@ -372,7 +380,10 @@ class AsyncSkillLibrary(AsyncMemoryBase):
 
     async def get_skill_plan(self, skill_id: int) -> SkillPlan:
         """The skill and the children of its links: prerequisites (by weight), alternatives (by
-        weight, then success rate), refinements (by weight, then newest), compositions (by weight).
+        weight, then success rate), refinements (by weight, then newest), compositions (by weight),
+        each highest first with NULL last. Links tied on those keys come in the order they were
+        made (ascending link id), as AgentDB's SQL returns them: it reads the links through their
+        ``parent_skill_id`` index and SQLite's sort keeps that order among equal keys.
         :class:`SkillNotFound` ("Skill N not found") if there is no such skill."""
         sid = check_id(skill_id, "skill_id")
         cols = await self._collections()
@@ -381,22 +392,22 @@ class AsyncSkillLibrary(AsyncMemoryBase):
         children = {record_id(r): Skill.from_record(r)
                     for r in await cols.skills.get(list(dict.fromkeys(int(link.fields["child_skill_id"])
                                                                       for link in links)))}
-        groups: dict[str, list[tuple[Any, Skill]]] = defaultdict(list)
+        groups: dict[str, list[tuple[Any, int, Skill]]] = defaultdict(list)
         for link in links:
             child = children.get(int(link.fields["child_skill_id"]))
             if child is not None:
-                groups[link.fields["relationship"]].append((link.fields.get("weight"), child))
+                groups[link.fields["relationship"]].append((link.fields.get("weight"), record_id(link), child))
 
-        def ordered(kind: str, extra: Any = None) -> list[Skill]:
+        def ordered(kind: str, extra: Callable[[Skill], tuple[Any, ...]] | None = None) -> list[Skill]:
             rows = groups.get(kind, [])
-            rows.sort(key=lambda wc: (*_weight_key(wc[0]), *(extra(wc[1]) if extra else ()), wc[1].id))
-            return [child for _, child in rows]
+            rows.sort(key=lambda row: (*_desc(row[0]), *(extra(row[2]) if extra else ()), row[1]))
+            return [child for _, _, child in rows]
 
         return SkillPlan(
             skill=skill,
             prerequisites=ordered("prerequisite"),
-            alternatives=ordered("alternative", lambda s: (s.success_rate is None, -(s.success_rate or 0.0))),
-            refinements=ordered("refinement", lambda s: (s.created_at is None, -(s.created_at or 0))),
+            alternatives=ordered("alternative", lambda s: _desc(s.success_rate)),
+            refinements=ordered("refinement", lambda s: _desc(s.created_at)),
             compositions=ordered("composition"),
         )
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from vectorstore.errors import BackendUnavailable, CollectionNotFound, NotSupported, VectorStoreError
 from vectorstore.records import Record
-from vectorstore.store import AsyncCollection, AsyncStore, open_store, store_exists
+from vectorstore.store import AsyncCollection, AsyncStore, open_store, store_exists_async
 
 from . import agentdb, checksum
 from .agentdb import OVERFLOW, Converted, TablePlan, expand, rows_in
@@ -133,7 +133,7 @@ def redact(url: str) -> str:
 async def target_exists(url: str) -> bool:
     """Whether the target store exists already, found out without creating or changing anything."""
     try:
-        return await store_exists(url)
+        return await store_exists_async(url)
     except NotSupported:
         return True  # the backend cannot tell: treat it as existing (opening it is its own business)
 
