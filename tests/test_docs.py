@@ -52,3 +52,15 @@ def test_readme_python_examples_run(tmp_path: Path, monkeypatch: Any) -> None:
             exec(compile(block, f"README.md python block {i}", "exec"), {"__name__": f"readme_block_{i}"})
         except Exception as exc:  # name the block in the failure
             raise AssertionError(f"README python block {i} failed: {exc!r}\n{block}") from exc
+
+
+def test_the_readme_lists_every_error_class() -> None:
+    """The README's error list names every exception vectorstore exports, and nothing else."""
+    import vectorstore
+
+    exported = {name for name in vectorstore.__all__
+                if isinstance(getattr(vectorstore, name), type) and issubclass(getattr(vectorstore, name), Exception)}
+    section = README[README.index("- **Errors**"):]
+    section = section[:min(i for i in (section.find("\n- **", 1), section.find("\n\n")) if i > 0)]
+    listed = set(re.findall(r"`([A-Z][A-Za-z]+)`", section)) - {"VectorStoreError"}
+    assert listed == exported - {"VectorStoreError"}, (sorted(exported - listed), sorted(listed - exported))

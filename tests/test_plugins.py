@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +135,25 @@ def test_register_embedders_hook_adds_a_named_embedder() -> None:
         get_embedder("constant", 6)
     with pytest.raises(vs.ConfigError, match="384"):
         get_embedder("minilm", 768)
+
+
+def test_restricting_plugins_keeps_the_builtin_embedders(tmp_path: Path) -> None:
+    """VECTORSTORE_PLUGINS=sqlite,postgres (as the README shows) loads only those backends, and the
+    agent memory still finds its default embedder: `vectorstore learn` runs, ReflexionMemory opens."""
+    env = {**os.environ, "VECTORSTORE_PLUGINS": "sqlite,postgres"}
+    env.pop("VECTORSTORE_URL", None)
+    url = f"sqlite:///{tmp_path}/m.db"
+    code = ("import vectorstore as vs\n"
+            "from vectorstore import registry\n"
+            "from vectorstore.memory import ReflexionMemory\n"
+            "assert sorted(registry.backends()) == ['postgres', 'sqlite'], registry.backends()\n"
+            f"store = vs.connect({url!r})\n"
+            "memory = ReflexionMemory(store)\n"
+            "print(memory.store_episode(session_id='s', task='t', reward=1.0, success=True))\n"
+            "store.close()\n")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"
+    learn = subprocess.run([sys.executable, "-m", "vectorstore.cli", "learn", "--url", url], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert learn.returncode == 0, learn.stdout + learn.stderr

@@ -1,7 +1,8 @@
 """Backend discovery through pluggy entry points (group ``vectorstore``).
 
 Entry points load on first use, not at import. ``VECTORSTORE_PLUGINS`` (a
-comma-separated list of entry-point names) restricts which load;
+comma-separated list of entry-point names) restricts which plugin packages load (the built-in
+embedders, part of the core, are always there);
 ``VECTORSTORE_TRACE_HOOKS=1`` logs every hook call.
 """
 
@@ -42,6 +43,11 @@ def plugin_manager() -> pluggy.PluginManager:
         if _pm is None:
             pm = pluggy.PluginManager(hookspecs.PROJECT)
             pm.add_hookspecs(hookspecs)
+            # The built-in embedders are the core's own: registered whatever VECTORSTORE_PLUGINS
+            # says (it restricts plugin packages; restricting backends must not lose embedders).
+            from vectorstore import embedding
+
+            pm.register(embedding, name="embedders")
             allowed = os.environ.get("VECTORSTORE_PLUGINS")
             if allowed is None:
                 pm.load_setuptools_entrypoints(hookspecs.PROJECT)

@@ -26,9 +26,11 @@ the angle between the query and any record that could belong in the top k (cosin
 distance itself; l2: asin(distance / |query|)); SimHash then bounds the chance that such
 a record lies beyond a Hamming cut (a binomial tail, by Chernoff's bound). The cut is
 raised until that chance is below ``0.01 / ef_search`` per record -- up to every record,
-when the bits cannot separate the neighbours (stage 2 then scores all of them). Tests in
-the conformance suite hold it to recall@10 >= 0.99 on random, clustered, unnormalised
-and common-offset data at default settings.
+when the bits cannot separate the neighbours (stage 2 then scores all of them). The
+conformance suite's recall tests hold it to recall@10 >= 0.99 at default settings on random,
+clustered, unnormalised and inner-product data; tests/backends/test_sqlite_quantized.py
+checks the widening on data the bits separate badly (low dimensions, a few dominant
+coordinates, a large common offset, queries far from every record).
 
 The codes persist in ``"<name>__codes"`` (one row per record with a vector), written
 by the backend in the same transaction as the records, so they survive restarts and

@@ -29,6 +29,7 @@ from vectorstore.memory import (
     SkillNotFound,
     UnknownRelationship,
 )
+from vectorstore_conformance.guard import CapabilityNotDeclared
 from vectorstore_conformance.helpers import reopened
 
 T0 = 1_700_000_000
@@ -77,7 +78,8 @@ def snapshot(store: vs.Store) -> dict[str, list[tuple[Any, ...]]]:
 
 def _needs_transactions(cls: type[Any]) -> type[Any]:
     """The agent memory declares that it needs transactions: on a backend without them, every
-    test checks the clear NotSupported refusal instead (the capability's other side)."""
+    test checks the clear NotSupported refusal (the capability's other side), then reports itself
+    skipped, naming the capability."""
 
     def guard(test: Callable[..., None]) -> Callable[..., None]:
         @functools.wraps(test)
@@ -85,7 +87,8 @@ def _needs_transactions(cls: type[Any]) -> type[Any]:
             if not store.capabilities.transactions:
                 with pytest.raises(vs.NotSupported, match="transactions"):
                     ReflexionMemory(store)
-                return
+                raise CapabilityNotDeclared("the backend does not declare the 'transactions' capability "
+                                            "(checked: ReflexionMemory(store) raises NotSupported)")
             test(self, store, *args, **kwargs)
 
         return run
@@ -107,8 +110,22 @@ class AgentMemoryConformance:
     # -- layout ----------------------------------------------------------------------------------
 
     def test_collections_have_the_agentdb_shape(self, store: vs.Store, clock: Clock) -> None:
-        """The five collections are named like AgentDB's tables, with int ids, AgentDB's columns as
-        fields and 384-d cosine vectors by default."""
+        """The first ReflexionMemory on an empty store creates exactly the five collections named like
+        AgentDB's tables (causal_edges, episodes, reasoning_patterns, skill_links, skills), each with int
+        ids, 384-d cosine vectors (the default) and exactly the fields of vectorstore.memory.schema's
+        COLLECTIONS with their types (episodes' twelve columns; skills.avg_latency_ms float,
+        skills.signature json, episodes.tags text[]); a SkillLibrary opened afterwards reuses them (still
+        five collections).
+
+        Troubleshooting: AGENTDB_VECTOR_DIM must not be set where the suite runs (it replaces the 384
+        default). list_collections() must return each spec as it was created: id_type int, the dim, metric
+        cosine and every field with its declared type (a float field read back as int, json as text or
+        text[] as json fails here, and so does an extra internal column listed as a field), and nothing but
+        the collections (no catalog, sequence or index tables). An IncompatibleCollection (a ConfigError)
+        from SkillLibrary names the field or dimension that get_collection() reports differently from what
+        was created; a count other than five after it means list_collections() lists a collection twice, or
+        get_collection() missed an existing collection and create_collection() made it again instead of
+        raising CollectionExists."""
         ReflexionMemory(store, clock=clock)
         specs = {s.name: s for s in store.list_collections()}
         assert sorted(specs) == ["causal_edges", "episodes", "reasoning_patterns", "skill_links", "skills"]
@@ -127,9 +144,36 @@ class AgentMemoryConformance:
 
     def test_dimension_comes_from_dim_or_agentdb_vector_dim(self, store: vs.Store, clock: Clock,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+        """dim= sets the dimension of new collections, ahead of AGENTDB_VECTOR_DIM; without dim=,
+        AGENTDB_VECTOR_DIM does. With AGENTDB_VECTOR_DIM=32 set, ReflexionMemory(dim=16) on an empty store
+        creates all five collections 16-d and a stored episode's vector reads back with shape (16,); a
+        ReflexionMemory without dim= over that store (so 32-d) is refused with ConfigError
+        (IncompatibleCollection: the existing collections are 16-d). After the five collections are
+        dropped, ReflexionMemory without dim= creates them 32-d (an episode's vector has shape (32,)), and a
+        ReflexionMemory with dim=64 over that store is refused with ConfigError.
+
+        Troubleshooting: the backend must create the collection with the dim it is given and return that dim
+        from get_collection() (not a default, or the dimension of another collection), and get() must return the
+        stored float32 vector at its full length. No error for the other dimension means get_collection()
+        reports the wrong dim for the existing collection (the memory compares it with the dimension it wants);
+        another error than ConfigError means get_collection() failed for a collection that exists. A ConfigError
+        from the ReflexionMemory after the drop, 16-d collections then, or an error storing or reading the 32-d
+        episode (a reshape to 16) mean drop_collection() left the old definition behind, in the catalog or in a
+        cache keyed by the collection's name (row codecs, prepared statements, specs): forget it on drop, or key
+        it by the whole definition, dim included. A ConfigError from the first ReflexionMemory comes from the
+        embedder: VECTORSTORE_EMBEDDER names one that cannot make 16- or 32-d vectors (leave it unset: hashing)."""
         monkeypatch.setenv("AGENTDB_VECTOR_DIM", "32")
-        memory = ReflexionMemory(store, clock=clock)
-        assert store.collection("episodes").spec.dim == 32
+        memory = ReflexionMemory(store, dim=16, clock=clock)  # dim= wins over AGENTDB_VECTOR_DIM
+        assert sorted(s.name for s in store.list_collections()) == sorted(COLLECTIONS)
+        assert {name: store.collection(name).spec.dim for name in COLLECTIONS} == dict.fromkeys(COLLECTIONS, 16)
+        eid = memory.store_episode(session_id="s", task="t", reward=1, success=True)
+        assert store.collection("episodes").get([eid])[0].vector.shape == (16,)
+        with pytest.raises(vs.ConfigError):  # without dim=: 32-d from the variable, the collections are 16-d
+            ReflexionMemory(store, clock=clock)
+        for name in COLLECTIONS:
+            assert store.drop_collection(name) is True
+        memory = ReflexionMemory(store, clock=clock)  # no dim=: AGENTDB_VECTOR_DIM
+        assert {name: store.collection(name).spec.dim for name in COLLECTIONS} == dict.fromkeys(COLLECTIONS, 32)
         eid = memory.store_episode(session_id="s", task="t", reward=1, success=True)
         assert store.collection("episodes").get([eid])[0].vector.shape == (32,)
         with pytest.raises(vs.ConfigError):  # an existing collection of another dimension is refused
@@ -139,7 +183,19 @@ class AgentMemoryConformance:
 
     def test_store_episode_writes_the_agentdb_row(self, store: vs.Store, clock: Clock) -> None:
         """Fields as AgentDB writes them: ts/created_at now, success 0/1, '' and 0 as NULL; the
-        vector is the embedding of task\\ncritique\\noutput; ids are allocated 1, 2, ..."""
+        vector is the embedding of task\\ncritique\\noutput; ids are allocated 1, then 2. In detail: the
+        first episode's fields, tags (a list) and metadata read back exactly as given; the second one's
+        empty input, output and critique and zero latency_ms and tokens_used are None (its reward 0 stays
+        0.0) and its vector is the embedding of the task alone; get_episode(1) has success True, the tags
+        and no similarity.
+
+        Troubleshooting: the first ids of a new int-id collection must be 1 and 2 (its own sequence,
+        starting after 0). get() must return every declared field, a NULL one as None with its key present
+        (not left out), ints as stored, text[] as a list of str, metadata parsed from JSON, and the vector
+        bit-exact as float32. A vector mismatch with the right fields means the default embedder is not
+        'hashing': unset VECTORSTORE_EMBEDDER where the suite runs. When porting the memory, embed
+        task[\\ncritique][\\noutput] (never the input) and store '' and 0 as NULL, as AgentDB's
+        ``x || null`` does."""
         memory = ReflexionMemory(store, clock=clock)
         first = memory.store_episode(session_id="s1", task="parse csv", reward=0.75, success=True, input="a.csv",
                                      output="used the csv module", critique="handle quotes", latency_ms=12.5,
@@ -163,23 +219,42 @@ class AgentMemoryConformance:
         assert got is not None and got.success is True and got.tags == ["io", "csv"] and got.similarity is None
 
     def test_retrieve_relevant_ranks_filters_and_breaks_ties_by_reward(self, store: vs.Store, clock: Clock) -> None:
+        """retrieve_relevant returns up to k episodes by descending similarity, each similarity the cosine
+        of the query's and the episode's embeddings (to 1e-6): the two episodes with the query's exact text
+        (similarity 1) come first, the one with the higher reward (0.95) before the other (0.9), also with
+        k=1. The 0.95 episode was stored after the 0.9 one, so it has the higher id: a tie broken by id
+        (or by the backend's hit order) instead of by reward puts the 0.9 episode first and fails here.
+        min_reward keeps reward >= 0.8 (0.8 included), only_failures / only_successes filter on success,
+        time_window_days=7 drops the 10-day-old episode and 0 means no window, and current_state makes the
+        query text task\\ncurrent_state.
+
+        Troubleshooting: search() must return hits whose similarity is the exact cosine of the stored
+        float32 vectors (1 - cosine distance, not from a quantized or approximate distance), carrying the
+        records' fields (the tie-break reads reward from them); it must apply where= before choosing the k
+        nearest and give identical vectors identical similarities (the memory breaks exact ties itself and
+        searches deeper while the k-th hit is tied). Wrong filter results: reward is a float field compared
+        with $gte, success an int field holding 0 / 1, and the window is ts > now - days*86400 on the int
+        ts. When porting, order equal similarities by reward descending, NULL last, then ascending id
+        (vectorstore.memory.reflexion.by_reward)."""
         memory = ReflexionMemory(store, clock=clock)
         clock.now = T0 - 10 * DAY
         old = memory.store_episode(session_id="s", task="deploy the web service", reward=0.9, success=True)
         clock.now = T0
-        texts = {"deploy the web service to staging": (0.4, False), "deploy the web service": (0.8, True),
-                 "write unit tests for parser": (0.95, True), "deploy database migrations": (0.1, False)}
+        texts = {"deploy the web service to staging": (0.4, False), "deploy the web service": (0.95, True),
+                 "write unit tests for parser": (0.8, True), "deploy database migrations": (0.1, False)}
         ids = {text: memory.store_episode(session_id="s", task=text, reward=r, success=ok)
                for text, (r, ok) in texts.items()}
         twin = ids["deploy the web service"]
+        assert twin > old  # so the reward order (twin first) is the reverse of the id order
         query = embed("deploy the web service")
         ranked = memory.retrieve_relevant("deploy the web service", k=10)
-        # identical text, identical similarity 1.0: the higher reward (old: 0.9) comes first
-        assert [e.id for e in ranked[:2]] == [old, twin]
+        # identical text, identical similarity 1.0: the higher reward (twin: 0.95) comes first, despite its higher id
+        assert [e.id for e in ranked[:2]] == [twin, old]
+        assert [e.reward for e in ranked[:2]] == [0.95, 0.9]
         assert all(abs(num(e.similarity) - cosine(query, embed(e.task))) <= TOL for e in ranked)
         sims = [num(e.similarity) for e in ranked]
         assert sims == sorted(sims, reverse=True) and len(ranked) == 5
-        assert [e.id for e in memory.retrieve_relevant("deploy the web service", k=1)] == [old]
+        assert [e.id for e in memory.retrieve_relevant("deploy the web service", k=1)] == [twin]
         assert {e.id for e in memory.retrieve_relevant("deploy the web service", k=10, min_reward=0.8)} == {
             old, twin, ids["write unit tests for parser"]}
         assert {e.id for e in memory.retrieve_relevant("deploy", k=10, only_failures=True)} == {
@@ -193,7 +268,18 @@ class AgentMemoryConformance:
         assert abs(num(with_state[0].similarity) - expected) <= TOL
 
     def test_task_stats_formulas(self, store: vs.Store, clock: Clock) -> None:
-        """AgentDB's formulas on a known dataset (exact values)."""
+        """AgentDB's formulas on a known dataset (exact values): for four episodes of task 't' (and one of
+        another task) total_attempts 4, success_rate 0.5 (the share with success 1), avg_reward 0.625,
+        avg_latency 200.0 (the episode without latency_ms left out of the mean) and improvement_trend
+        (0.875 - 0.375) / 0.375 (mean reward of the last 7 days against the mean before); with
+        time_window_days=5 only the two recent episodes count and the trend is 0 (no older rewards); a
+        task never seen gives 0 attempts and 0.0 everywhere.
+
+        Troubleshooting: the memory scans the episodes with where={'task': ...} (and ts > now - window):
+        the filter must be exact, case-sensitive text equality, so the other task's episode stays out. A
+        latency_ms stored as NULL must read back as None, not 0.0 (an avg_latency of 150.0 means it came
+        back as 0), and ts as the int stored. When porting, means ignore NULLs, an empty set gives 0, and
+        the trend is 0 when either mean is missing or 0."""
         memory = ReflexionMemory(store, clock=clock)
         clock.now = T0 - 10 * DAY
         memory.store_episode(session_id="s", task="t", reward=0.5, success=True, latency_ms=100)
@@ -213,6 +299,19 @@ class AgentMemoryConformance:
                 none.improvement_trend) == (0, 0.0, 0.0, 0.0, 0.0)
 
     def test_critique_summary_and_success_strategies_text(self, store: vs.Store, clock: Clock) -> None:
+        """The exact texts: with no episodes 'No prior failures found for this task.' and 'No successful
+        strategies found for this task.'; get_critique_summary numbers the critiques of the 3 most similar
+        failures, leaving out one without a critique and writing reward 0.125 as '0.13';
+        get_success_strategies lists the 3 most similar successes with reward >= 0.7 (the 0.6 one left
+        out), most similar first, each output cut to 200 characters or 'No output recorded', every line
+        ending in '...'.
+
+        Troubleshooting: the texts are built by vectorstore.memory from retrieve_relevant's results, so
+        fix test_retrieve_relevant_ranks_filters_and_breaks_ties_by_reward first; the backend's part is the
+        success (0 / 1) and reward ($gte 0.7) filters and the similarity order. When porting, format
+        rewards as JavaScript's toFixed(2) does (the exact binary value, halves away from zero:
+        vectorstore.memory._base.js_fixed), not with Python's format(x, '.2f') or round(), which give
+        '0.12' for 0.125; cut outputs by code points."""
         memory = ReflexionMemory(store, clock=clock)
         assert memory.get_critique_summary("login") == "No prior failures found for this task."
         assert memory.get_success_strategies("login") == "No successful strategies found for this task."
@@ -229,6 +328,18 @@ class AgentMemoryConformance:
             f"2. Approach (reward 0.88): {'x' * 200}...")
 
     def test_recent_episodes_and_prune(self, store: vs.Store, clock: Clock) -> None:
+        """get_recent_episodes returns only the session's episodes, newest ts first, at most limit of them.
+        prune_episodes(min_reward=0.3, max_age_days=30, keep_min_per_task=2) takes as candidates the
+        episodes with reward < 0.3 and ts more than 30 days ago (four of the old session's five), keeps the
+        2 best of them by reward, deletes the other 2 and returns 2; the 0.9 episode and the recent one
+        stay, and a second prune with the defaults (keep 5 per task) deletes nothing.
+
+        Troubleshooting: scan(where={'session_id': ...}) must return only that session's records. The prune
+        reads its candidates with reward {'$lt': 0.3} AND ts {'$lt': cutoff} (a float and an int field) and
+        deletes them by id inside a serializable transaction: the delete must run on the transaction's
+        connection and return how many records it removed, not how many ids it was given. When porting,
+        rank the candidates per task by reward descending, then ascending id, and delete those ranked
+        beyond keep_min_per_task."""
         memory = ReflexionMemory(store, clock=clock)
         ids = []
         for i, reward in enumerate([0.1, 0.2, 0.05, 0.9, 0.15]):
@@ -243,9 +354,52 @@ class AgentMemoryConformance:
         assert ids_of(store.collection("episodes")) == sorted([ids[1], ids[3], ids[4], fresh])
         assert memory.prune_episodes() == 0  # defaults keep 5 per task
 
+    def test_recent_episodes_sharing_a_ts_come_back_in_agentdb_order(self, store: vs.Store, clock: Clock) -> None:
+        """Episodes of one session stored in the same second come back as AgentDB returns them:
+        newest ``ts`` first, and among equal ``ts`` in ascending id (AgentDB's ``ORDER BY ts DESC``
+        reads the rows through its ``session_id`` index, in id order, and SQLite's sort keeps that
+        order among ties), also when ``limit`` cuts through a group of equal ``ts``.
+
+        Troubleshooting: if the ids of one second come back highest first, the implementation
+        breaks ``ts`` ties by descending id; sort by (``ts`` descending with NULL last, id
+        ascending) over all of the session's episodes before applying ``limit``. If the order
+        changes from run to run, or differs between backends, the backend's scan or search does
+        not return a deterministic order: do not rely on it, sort by those two keys explicitly."""
+        memory = ReflexionMemory(store, clock=clock)
+        ids: dict[str, list[int]] = {"s1": [], "s2": []}
+        for second, sessions in [(T0, ["s1", "s2", "s1", "s1", "s2", "s1"]), (T0 + 1, ["s2", "s1", "s1", "s2"])]:
+            clock.now = second
+            for i, session in enumerate(sessions):
+                ids[session].append(memory.store_episode(session_id=session, task=f"t{i % 2}", reward=0.5,
+                                                         success=True))
+        assert all(stored == sorted(set(stored)) for stored in ids.values())  # ids grow
+        s1 = ids["s1"]  # four at T0, then two at T0 + 1
+        expected = [s1[4], s1[5], s1[0], s1[1], s1[2], s1[3]]
+        assert [e.id for e in memory.get_recent_episodes("s1")] == expected
+        assert [e.id for e in memory.get_recent_episodes("s1", limit=3)] == expected[:3]
+        assert [e.ts for e in memory.get_recent_episodes("s1", limit=3)] == [T0 + 1, T0 + 1, T0]
+        s2 = ids["s2"]  # two at T0, then two at T0 + 1
+        assert [e.id for e in memory.get_recent_episodes("s2")] == [s2[2], s2[3], s2[0], s2[1]]
+        twin = AsyncReflexionMemory(store.async_store, clock=clock)
+        assert [e.id for e in store.run(twin.get_recent_episodes("s1", 4))] == expected[:4]
+
     # -- SkillLibrary ----------------------------------------------------------------------------
 
     def test_create_skill_row_embedding_and_unique_name(self, store: vs.Store, clock: Clock) -> None:
+        """create_skill stores the fields as AgentDB does: the signature as given (json), uses, avg_reward
+        and avg_latency_ms 0, created_at and updated_at now, created_from_episode, last_used_at, ts and
+        tags NULL, and the metadata as given; the vector is the embedding of
+        'name\\ndescription\\n<compact JSON of the signature>'. Without a signature the stored one is
+        {'inputs': {}, 'outputs': {}} and the embedded text 'bare\\n' (an empty signature line). Creating a
+        skill of an existing name raises DuplicateSkill and leaves two skills.
+
+        Troubleshooting: a json field must read back as the same nested dicts, and NULL fields (ts and tags
+        are the MCP-variant columns) as None with their keys present. DuplicateSkill relies on
+        page(None, 1, where={'name': ...}) finding the existing skill by exact text equality inside the
+        transaction; no error (and a third skill) means that lookup missed it. When porting, embed the
+        caller's signature as JavaScript's JSON.stringify writes it (compact, keys in insertion order, whole
+        floats as ints: vectorstore.memory._base.js_json), and an empty line when the caller gave none, even
+        though the stored signature is then the default."""
         skills = SkillLibrary(store, clock=clock)
         sid = skills.create_skill(name="jwt_auth", description="Generate JWT tokens", success_rate=0.9,
                                   signature={"inputs": {"user": "object"}, "outputs": {"token": "string"}},
@@ -268,6 +422,16 @@ class AgentMemoryConformance:
         assert store.collection("skills").count() == 2
 
     def test_update_skill_stats_running_means_and_last_used(self, store: vs.Store, clock: Clock) -> None:
+        """update_skill_stats(id, True, 0.8, 40) on a skill with 2 uses folds one use into the running means
+        ((old * uses + x) / (uses + 1)): uses 3 and success_rate, avg_reward and avg_latency_ms exactly so;
+        last_used_at and updated_at become now while created_at stays; get_skill returns the same skill as
+        the call; an unknown id raises SkillNotFound.
+
+        Troubleshooting: the update is an upsert of the whole record inside a serializable transaction.
+        Floats must read back bit-exact (float64: SQLite REAL, PostgreSQL double precision; a real / float4
+        column or decimal text with fewer digits makes get_skill differ from the returned skill), and get()
+        of a missing id must return nothing rather than raise. When porting, note the deliberate difference
+        from AgentDB: last_used_at and updated_at are set (AgentDB leaves both unchanged)."""
         skills = SkillLibrary(store, clock=clock)
         sid = skills.create_skill(name="s", success_rate=0.5, uses=2, avg_reward=0.5, avg_latency_ms=100)
         clock.now = T0 + 60
@@ -280,6 +444,17 @@ class AgentMemoryConformance:
             skills.update_skill_stats(999, True, 1.0, 1)
 
     def test_search_skills_composite_score_and_prefer_recent(self, store: vs.Store, clock: Clock) -> None:
+        """search_skills returns the skills with success_rate >= 0.5 (the default min_success_rate), best
+        first, scored sim*0.4 + success_rate*0.3 + min(uses/1000, 1)*0.1 + avg_reward*0.2 with sim the
+        cosine of the query's and the stored vector (to 1e-6); retrieve_skills(k=1) returns the best;
+        min_success_rate=0.0 returns all three; prefer_recent=True adds 0.1 * 0.5 ** (age_days / 7) to each
+        score (neither skill was used, so the age counts from updated_at: 30 days and 0 days).
+
+        Troubleshooting: the memory counts the candidates with count(where={'success_rate': {'$gte': ...}})
+        and then asks search() for exactly that many: count and search must apply the same filter (a float
+        field, $gte inclusive), and search must return all k matching records (a filter must not starve an
+        HNSW search) with exact cosine similarities and their fields. When porting, prefer_recent measures
+        the age from last_used_at, else updated_at, else created_at, and defaults to False."""
         skills = SkillLibrary(store, clock=clock)
         clock.now = T0 - 30 * DAY
         a = skills.create_skill(name="resize images", description="scale pictures", success_rate=0.9, uses=500,
@@ -302,38 +477,104 @@ class AgentMemoryConformance:
         assert abs(num(recent[a].score) - (num(plain[a].score) + 0.1 * 0.5 ** (30 / 7))) <= TOL
         assert abs(num(recent[b].score) - (num(plain[b].score) + 0.1)) <= TOL
 
-    def test_concurrent_writers_keep_names_unique_and_counts_exact(self, store: vs.Store, clock: Clock) -> None:
+    def test_concurrent_writers_keep_names_unique_and_counts_exact(self, store: vs.Store, store_url: str,
+                                                                   clock: Clock) -> None:
         """Read-modify-write runs in serializable transactions (retried on conflict): concurrent
-        creates of one name leave one skill, concurrent uses are all counted."""
+        creates of one name leave one skill, concurrent uses are all counted. Four threads start together;
+        each records 5 outcomes of one skill (successes at its 1st, 3rd and 5th call, its own reward and
+        latency), then tries to create a skill named 'contested'. On a backend that declares both
+        persistent and concurrent_processes, every other thread works through a second store opened on the
+        same URL (vs.connect(store_url)), so the race also runs across connections. No call fails with
+        anything but vs.TransactionConflict (which a call may still raise after the memory's own retries
+        under contention: it wrote nothing, and the thread runs it again); exactly one create succeeds and
+        three raise DuplicateSkill; one 'contested' skill exists; and the shared skill, which started with 5
+        uses at success rate, reward and latency 0, has 25 uses, success_rate 12/25, avg_reward 0.25 and
+        avg_latency_ms 20.0 (each to 1e-9: running means fold the outcomes in whatever order they landed),
+        read the same through both stores. A lost or twice-applied outcome changes the uses and the means.
+
+        Troubleshooting: the threads' calls run as concurrent tasks on the store's event loop, so the
+        backend's transaction state (in_transaction(), the transaction's connection) must be per task (a
+        context variable), and every read and write inside transaction() must use the transaction's
+        connection: a read served by another connection (a reader pool) sees old data, so uses are lost or
+        two creates both miss the name. Isolation must be serializable (SQLite: BEGIN IMMEDIATE on the
+        single writer; PostgreSQL: SERIALIZABLE, so the name lookup conflicts with a concurrent insert of
+        that name), and a lost race must raise vs.TransactionConflict (map SQLSTATE 40001 and 40P01; never
+        let 'database is locked' or a driver error through), which the memory retries up to 5 times; an
+        exception in the failures list names the error that got through. A failure only with the second
+        store means the serialization holds within one store object but not between connections (a lock
+        held in process memory instead of the database's own locking)."""
         skills = SkillLibrary(store, clock=clock)
-        sid = skills.create_skill(name="shared", success_rate=0.0)
-        outcomes: list[str] = []
-        failures: list[BaseException] = []
+        sid = skills.create_skill(name="shared", success_rate=0.0, uses=5, avg_reward=0.0, avg_latency_ms=0)
+        stores = [store]
+        if store.capabilities.persistent and store.capabilities.concurrent_processes:
+            stores.append(vs.connect(store_url))
+        try:
+            libraries = [SkillLibrary(s, clock=clock) for s in stores]
+            threads_n, calls_n = 4, 5
+            outcomes: list[str] = []
+            failures: list[BaseException] = []
+            escaped: list[int] = []
+            barrier = threading.Barrier(threads_n)
 
-        def worker(n: int) -> None:
-            try:
-                for _ in range(5):
-                    skills.update_skill_stats(sid, True, 1.0, 10)
+            def again(t: int, call: Callable[[], Any]) -> Any:
+                """Run call, again when TransactionConflict escapes the memory's retries (it wrote nothing)."""
+                for _ in range(20):
+                    try:
+                        return call()
+                    except vs.TransactionConflict:
+                        escaped.append(t)
+                raise AssertionError("20 calls in a row lost their race")
+
+            def worker(t: int) -> None:
+                library = libraries[t % len(libraries)]
                 try:
-                    skills.create_skill(name="contested", success_rate=0.5)
-                    outcomes.append("created")
-                except DuplicateSkill:
-                    outcomes.append("duplicate")
-            except BaseException as exc:  # reported below
-                failures.append(exc)
+                    barrier.wait()
+                    for i in range(calls_n):
+                        again(t, functools.partial(library.update_skill_stats, sid, i % 2 == 0, (t + 1) / 8,
+                                                   10 * (t + 1)))
+                    try:
+                        again(t, functools.partial(library.create_skill, name="contested", success_rate=0.5))
+                        outcomes.append("created")
+                    except DuplicateSkill:
+                        outcomes.append("duplicate")
+                except BaseException as exc:  # reported below
+                    failures.append(exc)
 
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        assert not failures, failures
-        assert sorted(outcomes) == ["created", "duplicate", "duplicate"]
-        final = skills.get_skill(sid)
-        assert final is not None and (final.uses, final.success_rate) == (15, 1.0)
-        assert store.collection("skills").count({"name": "contested"}) == 1
+            threads = [threading.Thread(target=worker, args=(t,)) for t in range(threads_n)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(120)
+            assert not failures, failures
+            assert sorted(outcomes) == ["created"] + ["duplicate"] * (threads_n - 1), f"{len(escaped)} escaped"
+            final = skills.get_skill(sid)
+            assert final is not None
+            assert final.uses == 5 + threads_n * calls_n, f"{len(escaped)} calls escaped"
+            # 5 old uses at 0, then 3 successes per thread; rewards (t + 1) / 8 and latencies 10 * (t + 1), 5 each
+            assert final.success_rate == pytest.approx(12 / 25, abs=1e-9)
+            assert final.avg_reward == pytest.approx(0.25, abs=1e-9)
+            assert final.avg_latency_ms == pytest.approx(20.0, abs=1e-9)
+            assert all(library.get_skill(sid) == final for library in libraries)
+            assert store.collection("skills").count({"name": "contested"}) == 1
+        finally:
+            for other in stores[1:]:
+                other.close()
 
     def test_link_skills_and_skill_plan(self, store: vs.Store, clock: Clock) -> None:
+        """link_skills stores a link without a vector (parent_skill_id, child_skill_id, relationship, weight;
+        the metadata as given); linking the same (parent, child, relationship) again returns the same id and
+        changes only the weight (the first metadata stays). get_skill_plan lists the children per
+        relationship: prerequisites by weight, alternatives of equal weight by success rate, refinements by
+        weight then newest created_at, and compositions; get_skill_links lists the parent's links. An
+        unknown relationship raises UnknownRelationship, a missing child SkillNotFound, the plan of a
+        missing skill SkillNotFound('Skill 777 not found'); eight links remain.
+
+        Troubleshooting: the existing link is found with page(where=...) on the AND of two int equalities
+        and a text equality, then replaced by an upsert of its id, which must keep one record, not add a
+        second. The plan reads the links with scan(where={'parent_skill_id': ...}) and the children with
+        one get() of several ids, so get() must return each of them, and the float weight, float
+        success_rate and int created_at (the sort keys) must read back as stored. Links tied on every sort
+        key would come in link-id order; no such tie occurs here."""
         skills = SkillLibrary(store, clock=clock)
         root = skills.create_skill(name="deploy", success_rate=0.9)
         clock.now = T0 + 1
@@ -376,6 +617,22 @@ class AgentMemoryConformance:
         assert store.collection("skill_links").count() == 8
 
     def test_consolidate_episodes_into_skills(self, store: vs.Store, clock: Clock) -> None:
+        """consolidate_episodes_into_skills (defaults: at least 3 episodes of one task with reward >= 0.7 in
+        the last 7 days) creates the skill 'refactor compiler' from its three good episodes (the 0.2 one
+        left out), updates the existing skill 'existing task' with one use and skips 'rare task' (one
+        episode). Checked exactly: the patterns in task order, the common techniques (output keywords in
+        first-seen order), 'Consistent lang: rust', the critique keywords and the '+19%' learning curve,
+        the new skill's description, signature, success_rate 1.0, uses 3, avg_latency_ms 200.0,
+        created_from_episode 3 and metadata (sourceEpisodes [1, 2, 3], autoGenerated, patternConfidence
+        0.3, consolidatedAt in ms), and the updated skill's running means.
+
+        Troubleshooting: the memory scans the episodes with ts {'$gt': ...} AND reward {'$gte': 0.7}; scan
+        must return them in ascending id (keyword ties and sourceEpisodes follow that order), with metadata
+        parsed from JSON and a NULL latency_ms as None (the existing skill's avg_latency_ms 5.0 is the mean
+        of its 10 and 0, the mean latency of episodes that have none). All of it runs in one transaction.
+        When porting, follow AgentDB's extractPatternsFromEpisodes
+        (vectorstore.memory.skills.extract_episode_patterns): words longer than 3 characters, no stop
+        words, at least two occurrences, the learning trend over the episodes in id order."""
         memory = ReflexionMemory(store, clock=clock)
         skills = SkillLibrary(store, clock=clock)
         outputs = ["refactor parser using visitor pattern", "refactor lexer using visitor pattern",
@@ -413,6 +670,16 @@ class AgentMemoryConformance:
             2, 0.75, (0.5 + 0.75) / 2, 5.0)
 
     def test_prune_skills_removes_their_links(self, store: vs.Store, clock: Clock) -> None:
+        """prune_skills() with its defaults (uses < 3 AND success_rate < 0.4 AND created more than 60 days
+        ago) deletes only 'weak' and returns 1, keeping the old skill with a high success rate, the old one
+        with many uses and the new weak one. Of three links, the one whose child is the pruned skill and the
+        one whose parent is the pruned skill are deleted; the link between two kept skills stays.
+
+        Troubleshooting: the candidates are found with an AND of $lt on an int, a float and an int field,
+        and the links deleted in the same transaction with delete(where={'$or': [{'parent_skill_id':
+        {'$in': ids}}, {'child_skill_id': {'$in': ids}}]}): $or of $in must compile to (a IN (...) OR b IN
+        (...)) with the parameters bound in placeholder order, and delete(ids) must return the number of
+        records removed."""
         skills = SkillLibrary(store, clock=clock)
         clock.now = T0 - 90 * DAY
         weak = skills.create_skill(name="weak", success_rate=0.1, uses=1)
@@ -422,13 +689,28 @@ class AgentMemoryConformance:
         weak_new = skills.create_skill(name="weak new", success_rate=0.1, uses=1)
         skills.link_skills(parent_skill_id=strong_old, child_skill_id=weak, relationship="prerequisite")
         skills.link_skills(parent_skill_id=strong_old, child_skill_id=used_old, relationship="alternative")
+        skills.link_skills(parent_skill_id=weak, child_skill_id=weak_new, relationship="composition")
+        assert store.collection("skill_links").count() == 3
         assert skills.prune_skills() == 1
         assert ids_of(store.collection("skills")) == [strong_old, used_old, weak_new]
-        assert [r.fields["child_skill_id"] for r in store.collection("skill_links").scan()] == [used_old]
+        assert [(r.fields["parent_skill_id"], r.fields["child_skill_id"], r.fields["relationship"])
+                for r in store.collection("skill_links").scan()] == [(strong_old, used_old, "alternative")]
 
     # -- ReasoningBank -------------------------------------------------------------------------
 
     def test_reasoning_bank_store_search_filters(self, store: vs.Store, clock: Clock) -> None:
+        """store_pattern writes ts (now), task_type, approach, success_rate, uses 0, avg_reward 0.0 and the
+        tags as fields, and the embedding of 'task_type: approach'; search_patterns returns patterns by
+        descending similarity (the exact cosine, to 1e-6) with their tags and created_at (the ts), filtered
+        by exact task_type, success_rate >= min_success_rate and tags sharing any element; given a
+        pattern's own vector as embedding= it finds that pattern first with similarity 1.0, and
+        threshold=0.999 keeps only it; a pattern stored without tags or metadata reads back with [] and {}.
+
+        Troubleshooting: the threshold reaches the backend as max_distance = 1 - threshold: keep hits with
+        distance <= max_distance (inclusive; threshold=-1 gives 2, so every pattern), and a record's
+        distance to its own vector must be 0 within float rounding. The tags filter is $overlap on a text[]
+        field (any common element; a NULL tags never matches), task_type exact text equality and
+        min_success_rate $gte on a float field. NULL tags read back as None; the memory turns them into []."""
         bank = ReasoningBank(store, clock=clock)
         a = bank.store_pattern(task_type="code_review", approach="check error handling first", success_rate=0.9,
                                tags=["review", "errors"], metadata={"source": "manual"})
@@ -457,6 +739,17 @@ class AgentMemoryConformance:
         assert b_pattern is not None and b_pattern.tags == [] and b_pattern.metadata == {}
 
     def test_reasoning_bank_stats_updates_and_delete(self, store: vs.Store, clock: Clock) -> None:
+        """get_pattern_stats over three patterns: the count, the mean success rate and uses, recent patterns
+        (ts within 7 days: 2), high performing ones (success_rate >= 0.8: 2) and the task types by count;
+        update_pattern_stats and record_outcome (reward 1.0 by default on success) fold one outcome into
+        the running means, and get_pattern returns the same pattern; delete_pattern returns True, then
+        False, and the pattern is gone (record_outcome raises PatternNotFound); with no patterns left the
+        stats are 0.
+
+        Troubleshooting: delete([id]) must return the number of records actually removed (0 for an id
+        already deleted, so delete_pattern returns False), get() of a missing id must return nothing, and
+        floats must read back bit-exact (float64) for get_pattern to equal the updated pattern. The stats
+        scan every record, so scan() must return all of them with ts and success_rate as stored."""
         bank = ReasoningBank(store, clock=clock)
         clock.now = T0 - 8 * DAY
         old = bank.store_pattern(task_type="b", approach="x", success_rate=0.5, uses=2)
@@ -513,6 +806,21 @@ class AgentMemoryConformance:
         return {"pruned_a": int(ids[0]), "pruned_b": int(ids[3])}
 
     def test_nightly_learner_learns_prunes_and_reports(self, store: vs.Store, clock: Clock) -> None:
+        """One NightlyLearner run over the fixture data (three tasks in the last 24 h, an older task, five
+        causal edges) scans the 8 episodes in the window, creates one pattern and one skill for 'summarize
+        docs' (3 attempts, 2/3 successes; 'flaky task' at 1/3 and 'rare' with 2 attempts are skipped) and
+        prunes the 2 edges with confidence < 0.6 made more than 90 days ago (one dated by created_at, one,
+        of the MCP variant, only by ts), keeping the confident, the recent and the NULL-confidence ones.
+        The report, the pattern (approach = the best success's output, uses 3, metadata source and
+        last_episode_id 6) and the skill are checked field by field. A second run changes nothing; after
+        one more episode a third run updates the pattern and the skill (uses 4).
+
+        Troubleshooting: the edges are selected with confidence {'$lt': 0.6} AND (created_at {'$lt':
+        cutoff} OR created_at None AND ts {'$lt': cutoff}): a comparison with NULL must not match (the
+        NULL-confidence edge stays) and {'created_at': None} must compile to IS NULL. scan must return
+        records in ascending id (last_episode_id and pruned_edge_ids follow it), and reads must return
+        records exactly as written, since the second run is checked by comparing every record (ids,
+        fields, metadata, vectors) with the state before it."""
         marks = self._learning_data(store, clock)
         learner = NightlyLearner(store, clock=clock)
         report = learner.run()
@@ -551,7 +859,16 @@ class AgentMemoryConformance:
 
     def test_nightly_learner_failure_midway_leaves_no_partial_write(self, store: vs.Store, clock: Clock) -> None:
         """A failure after the patterns and skills were written rolls everything back; the next run
-        does the whole job."""
+        does the whole job. The failure is raised by the progress callback after the 'consolidate' step
+        (the pattern and the skill inserted, no edge pruned yet): the RuntimeError propagates and every
+        record of the five collections is as before; the next run reports the steps discover, consolidate
+        and prune, and creates 1 pattern and 1 skill and prunes 2 edges.
+
+        Troubleshooting: the whole run is one serializable transaction, so the backend must roll back
+        every write made in it (inserts into two collections, with their vectors) when an exception leaves
+        transaction(), and every write must go through the transaction's connection. A pattern or skill
+        left behind also changes the next run's counts: the learner finds it and updates or skips it
+        instead of creating it."""
         self._learning_data(store, clock)
         before = snapshot(store)
 
@@ -569,6 +886,14 @@ class AgentMemoryConformance:
         assert snapshot(store) != before
 
     def test_nightly_learner_dry_run_rolls_back(self, store: vs.Store, clock: Clock) -> None:
+        """run(dry_run=True) reports what a run would do (dry_run set; 1 pattern, 1 skill, 2 edges) and
+        leaves every record of the five collections as before; a real run afterwards does the same work
+        for the same tasks.
+
+        Troubleshooting: a dry run makes all the writes, then raises inside its transaction to roll them
+        back, so the backend must roll back on an exception leaving transaction() (inserts and deletes
+        alike, across collections). A record changed after the dry run, or other counts from the real run,
+        means a write escaped the transaction (ran on another connection, or was committed early)."""
         self._learning_data(store, clock)
         before = snapshot(store)
         dry = NightlyLearner(store, clock=clock).run(dry_run=True)
@@ -579,7 +904,17 @@ class AgentMemoryConformance:
         assert [t.task for t in real.tasks] == [t.task for t in dry.tasks]
 
     def test_learn_command(self, store: vs.Store, store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-        """``vectorstore learn``: one summary line, exit code 0; 2 on bad configuration."""
+        """``vectorstore learn``: one summary line, exit code 0; 2 on bad configuration. With
+        ``--url <the store under test> --dry-run`` it exits 0 and prints exactly one line on stdout,
+        starting 'learn dry run (rolled back): '; with an unknown URL scheme it exits 2.
+
+        Troubleshooting: the command opens its own connection to store_url while the test's store is open,
+        creates the memory's collections there and runs a serializable transaction: the URL must open again
+        through vectorstore.connect (a second connection to the same file or database must not be locked
+        out), and nothing but the summary may reach stdout (backends and drivers log to stderr or through
+        logging). On exit 1 the cause is on stderr, in the test's captured output ('vectorstore learn:
+        failed, nothing was written: ...' or '... cannot open the store: ...'); 2 for store_url means
+        connect() or the learner raised ConfigError for it (for example IncompatibleCollection)."""
         from vectorstore.cli import main
 
         assert main(["learn", "--url", store_url, "--dry-run"]) == 0
@@ -590,6 +925,18 @@ class AgentMemoryConformance:
     # -- persistence, migrated data, async twins, bad input ------------------------------------
 
     def test_memory_survives_reopen(self, store: vs.Store, store_url: str, clock: Clock) -> None:
+        """An episode, two linked skills and a pattern survive close and reopen on a persistent backend:
+        every record of the five collections reads back equal (ids, fields, metadata, vectors), get_episode
+        returns the same episode, retrieve_relevant finds it, the skill plan lists the composition, the
+        pattern is there, and the next episode gets the id after the last one. A backend that declares no
+        persistence must come back empty.
+
+        Troubleshooting: commit before close, and keep each collection's full definition in the catalog
+        (int ids, dim, cosine, field types), or the memory refuses the reopened collections with
+        IncompatibleCollection; json and text[] fields must read back as the same objects, and search must
+        work after reopen. Ids allocated after reopen must be above every id allocated or stored before
+        (eid + 1 here). capabilities.persistent must say what the backend does: a backend declaring no
+        persistence that keeps data fails here too."""
         memory = ReflexionMemory(store, clock=clock)
         eid = memory.store_episode(session_id="s", task="persist me", reward=0.5, success=True, tags=["t"])
         skills = SkillLibrary(store, clock=clock)
@@ -613,7 +960,16 @@ class AgentMemoryConformance:
 
     def test_migrated_rows_with_nulls_read_back_exactly(self, store: vs.Store, clock: Clock) -> None:
         """Rows written straight into the collections (as a migration does), with NULL wherever
-        AgentDB allows it and some without embeddings, read back through the classes as written."""
+        AgentDB allows it and some without embeddings, read back through the classes as written: reward
+        0.30000000000000004 bit-exact, omitted fields as None (uses and created_at None, not 0 or now),
+        metadata as stored; the episode without a vector is never a retrieve_relevant hit but is listed by
+        get_recent_episodes (NULL ts last) and counted by get_task_stats; the next allocated episode id is
+        10, after the explicit ids 7 and 9.
+
+        Troubleshooting: float fields must be float64 (PostgreSQL double precision, not real), an omitted
+        field must be stored as NULL with no column default, and a record without a vector must be stored
+        with a NULL vector and left out of search. Ids allocated after an upsert with explicit ids must be
+        above the greatest stored id (max(sequence, max(id)) + 1), so the next episode is 10, not 1."""
         memory = ReflexionMemory(store, clock=clock)
         episodes = store.collection("episodes")
         episodes.upsert([
@@ -649,7 +1005,19 @@ class AgentMemoryConformance:
             None, None, [], None)
 
     def test_agent_memory_async_twins(self, store: vs.Store, clock: Clock) -> None:
-        """The async classes over the async store give the same results as the sync ones."""
+        """On a fresh store the async classes over store.async_store work: AsyncReflexionMemory stores an
+        episode (id 1) that retrieve_relevant finds, AsyncSkillLibrary creates a skill (id 1), and
+        AsyncReasoningBank stores a pattern that get_pattern returns; an async class given the sync store,
+        and a sync class given the async store, raise TypeError. Only these calls are checked, against
+        fixed values (not compared with the sync classes' results).
+
+        Troubleshooting: the sync classes run the same coroutines through store.run, so fix the sync tests
+        failing the same way first (test_store_episode_writes_the_agentdb_row,
+        test_retrieve_relevant_ranks_filters_and_breaks_ties_by_reward,
+        test_create_skill_row_embedding_and_unique_name). The skill's id 1 after the episode's id 1 needs an
+        id sequence per collection, not one shared by the store. The TypeError checks are the library's
+        (isinstance of Store / AsyncStore): a failure there means vectorstore and vectorstore_conformance
+        come from different releases."""
         async def flow() -> tuple[Any, ...]:
             astore = store.async_store
             memory = AsyncReflexionMemory(astore, clock=clock)
@@ -668,10 +1036,29 @@ class AgentMemoryConformance:
             ReflexionMemory(store.async_store)  # type: ignore[arg-type]
 
     def test_bad_input_is_refused_and_writes_nothing(self, store: vs.Store, clock: Clock) -> None:
+        """25 bad calls each raise exactly their typed error, a subclass of vs.InvalidInput: store_episode with an
+        empty task, a non-number or NaN reward, a non-bool success, tags as a str, or an embedding of the
+        wrong length (DimensionMismatch); retrieve_relevant with k <= 0, an empty task, both only_failures
+        and only_successes, or a negative window; get_task_stats(''); prune_episodes with a negative keep;
+        create_skill with an empty name, a non-number success rate or a wrong-length embedding; link_skills
+        with an unknown relationship (UnknownRelationship) or a missing child (SkillNotFound);
+        update_skill_stats with a str reward; search_skills with k=0; store_pattern with an empty task
+        type; search_patterns with a wrong-length embedding, neither task nor embedding, or k=0;
+        update_pattern_stats of an existing pattern with reward None (the pattern exists, so the refusal is
+        the reward check's, not PatternNotFound). Afterwards every record is as before.
+
+        Troubleshooting: vectorstore.memory refuses all of these before the backend is asked to write. The
+        one backend call involved is link_skills' lookup of the missing child inside a transaction: get()
+        of a missing id must return nothing (not raise), and the transaction must roll back when
+        SkillNotFound leaves it. Another error type, or a changed record, means a write was reached
+        unchecked: install vectorstore and vectorstore_conformance from the same release and open the store
+        through vectorstore (the store_url fixture)."""
         memory = ReflexionMemory(store, clock=clock)
         skills = SkillLibrary(store, clock=clock)
         bank = ReasoningBank(store, clock=clock)
         sid = skills.create_skill(name="s", success_rate=0.5)
+        pid = bank.store_pattern(task_type="p", approach="a", success_rate=0.5)
+        assert bank.get_pattern(pid) is not None
         before = snapshot(store)
         ok: dict[str, Any] = {"session_id": "s", "task": "t", "reward": 1.0, "success": True}
         bad_calls: list[tuple[Any, type[Exception]]] = [
@@ -703,11 +1090,11 @@ class AgentMemoryConformance:
             (lambda: bank.search_patterns(embedding=[0.5] * 7), vs.DimensionMismatch),
             (lambda: bank.search_patterns(), InvalidMemoryInput),
             (lambda: bank.search_patterns("t", k=0), InvalidMemoryInput),
-            (lambda: bank.update_pattern_stats(1, True, None),  # type: ignore[arg-type]
+            (lambda: bank.update_pattern_stats(pid, True, None),  # type: ignore[arg-type]
              InvalidMemoryInput),
         ]
         for call, error in bad_calls:
             with pytest.raises(error) as caught:
                 call()
-            assert isinstance(caught.value, vs.InvalidInput)
+            assert type(caught.value) is error and isinstance(caught.value, vs.InvalidInput)
         assert snapshot(store) == before

@@ -4,6 +4,7 @@ watch events (atomic with the agent memory), content search, hybrid re-rank, emb
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import threading
 from typing import Any
 
@@ -13,7 +14,6 @@ import pytest
 import vectorstore as vs
 from vectorstore.embedding import HashingEmbedder
 from vectorstore.media import (
-    SPEC_TABLES,
     AmbiguousContent,
     AsyncContentSearch,
     AsyncUserPreferences,
@@ -25,8 +25,8 @@ from vectorstore.media import (
     UnknownPattern,
     UserPreferences,
 )
-from vectorstore.media.preferences import AsyncUserPreferences as _AsyncPrefs
-from vectorstore.memory import ReasoningBank, ReflexionMemory
+from vectorstore.memory import AsyncReasoningBank, AsyncReflexionMemory, ReasoningBank, ReflexionMemory
+from vectorstore_conformance.guard import requires
 from vectorstore_conformance.helpers import reopened
 
 DIM = 8
@@ -80,6 +80,52 @@ def expected_cosine(query: Any, vector: Any) -> float:
     return float(q @ x / (np.linalg.norm(q) * np.linalg.norm(x)))
 
 
+class _Episodes:
+    """An episode store (the ``reflexion=`` parameter) that writes through to the real one, then
+    fails when told to."""
+
+    def __init__(self, real: AsyncReflexionMemory, calls: list[str], fail: bool = False) -> None:
+        self.real, self.calls, self.fail = real, calls, fail
+
+    async def setup(self) -> None:
+        await self.real.setup()
+
+    async def store_episode(self, **kwargs: Any) -> Any:
+        episode = await self.real.store_episode(**kwargs)
+        self.calls.append("episode written")
+        if self.fail:
+            raise Boom("injected failure after the episode was written")
+        return episode
+
+
+class _Patterns:
+    """A pattern store (the ``reasoning=`` parameter) over the real one that fails before or after
+    the real update, or raises TransactionConflict after it ``conflicts`` times."""
+
+    def __init__(self, real: AsyncReasoningBank, calls: list[str], fail_before: bool = False,
+                 fail_after: bool = False, conflicts: int = 0) -> None:
+        self.real, self.calls = real, calls
+        self.fail_before, self.fail_after, self.conflicts = fail_before, fail_after, conflicts
+
+    async def setup(self) -> None:
+        await self.real.setup()
+
+    async def get_pattern(self, pattern_id: int) -> Any:
+        return await self.real.get_pattern(pattern_id)
+
+    async def record_outcome(self, pattern_id: int, success: bool, reward: float | None = None) -> Any:
+        self.calls.append("pattern step")
+        if self.fail_before:
+            raise Boom("injected failure inside the pattern step, before its update")
+        result = await self.real.record_outcome(pattern_id, success, reward)
+        if self.fail_after:
+            raise Boom("injected failure after the pattern's update was written")
+        if self.conflicts > 0:
+            self.conflicts -= 1
+            raise vs.TransactionConflict("injected serialization failure")
+        return result
+
+
 class MediaConformance:
     # -- the data model ------------------------------------------------------------------------
 
@@ -88,8 +134,10 @@ class MediaConformance:
         and HNSW m=16, ef_construction=64; the agent-memory tables are AgentDB's own (episodes,
         reasoning_patterns), never parallel reflexion_episodes / skill_library collections.
 
-        Troubleshooting: vectorstore.media.schema defines the fields; AGENTDB_VECTOR_DIM / RUVECTOR_VECTOR_DIM
-        must not be set in the test environment.
+        Troubleshooting: vectorstore.media.schema defines the fields, and AGENTDB_VECTOR_DIM / RUVECTOR_VECTOR_DIM
+        must not be set in the test environment; the backend's catalog must return each created spec exactly (dim,
+        metric, HNSW m and ef_construction, field types such as int[] and date), and store.collection() must find
+        the episodes collection the watch event wrote to.
         """
         monkeypatch.delenv("AGENTDB_VECTOR_DIM", raising=False)
         monkeypatch.delenv("RUVECTOR_VECTOR_DIM", raising=False)
@@ -113,7 +161,7 @@ class MediaConformance:
         names = {s.name for s in store.list_collections()}
         assert {"episodes", "reasoning_patterns"} <= names
         assert not names & {"reflexion_episodes", "skill_library"}
-        assert SPEC_TABLES["reflexion_episodes"] == "episodes" and SPEC_TABLES["skill_library"] == "skills"
+        assert store.collection("episodes").count() == 1  # the watch event's episode went to AgentDB's table
 
     # -- user preferences ----------------------------------------------------------------------
 
@@ -121,7 +169,11 @@ class MediaConformance:
         """upsert_preference stores vector, confidence, genre affinities and temporal patterns; a second
         upsert replaces them but keeps the interaction counter and created_at.
 
-        Troubleshooting: genre affinities are stored as a JSON object with string keys and read back with int keys.
+        Troubleshooting: a preference is a record of user_preferences: its json fields (genre_affinities, stored
+        with string keys and read back with int keys; temporal_patterns) and its metadata must read back as the same
+        objects, created_at / updated_at as the same aware UTC datetimes, and an upsert must replace the row;
+        similar_users needs exact cosine similarities (1.0 for the same vector) and applies min_confidence as a $gte
+        filter on a float field before the top k.
         """
         clock = FakeClock()
         prefs = UserPreferences(store, dim=DIM, clock=clock)
@@ -157,7 +209,9 @@ class MediaConformance:
         Confidence becomes c + alpha * (1 - c); genre affinities and temporal patterns update; the episode is
         stored in ReflexionMemory's episodes and the named patterns' stats in ReasoningBank change.
 
-        Troubleshooting: the blend is computed in float64 from the stored float32 vector, then stored as float32.
+        Troubleshooting: the blend is computed in float64 from the stored float32 vector, then stored as float32, so
+        the backend must return the stored vector bit-exact; the preference, the episode and the pattern statistics
+        are written in one serializable transaction, with the agent memory's own transactions nested as savepoints.
         """
         if not store.capabilities.transactions:
             with pytest.raises(vs.NotSupported):
@@ -200,63 +254,52 @@ class MediaConformance:
         assert pattern.success_rate is not None and abs(pattern.success_rate - (0.5 + 1 + 0) / 3) < 1e-9
         assert pattern.avg_reward is not None and abs(pattern.avg_reward - (0.5 + 0.9 + 0.1) / 3) < 1e-9
 
-    def _state(self, store: vs.Store, prefs: UserPreferences, bank: ReasoningBank, pid: int) -> tuple[Any, ...]:
-        pref = prefs.get_preference("u1")
+    def _state(self, store: vs.Store, bank: ReasoningBank, pid: int) -> tuple[Any, ...]:
+        pref = UserPreferences(store).get_preference("u1")
         pattern = bank.get_pattern(pid)
         assert pattern is not None
         return (None if pref is None else (pref.vector.tolist(), pref.interaction_count, pref.confidence,
                                            dict(pref.genre_affinities), dict(pref.temporal_patterns)),
                 store.collection("episodes").count(), (pattern.uses, pattern.success_rate, pattern.avg_reward))
 
-    def test_crash_inside_a_watch_event_writes_nothing(self, store: vs.Store, monkeypatch: pytest.MonkeyPatch) -> None:
-        """A failure after the preference and the episode were written (here: in the pattern step) rolls back
-        all three: preferences, episodes and pattern stats are as before.
+    def test_crash_inside_a_watch_event_writes_nothing(self, store: vs.Store) -> None:
+        """A failure after the preference and the episode were written rolls back all three:
+        preferences, episodes and pattern stats are as before. The failures are injected through the
+        public ``reflexion=`` / ``reasoning=`` parameters (the episode store and the pattern store a
+        watch event writes to): one after the pattern's update was written, one inside the pattern
+        step before it, one right after the episode was written.
 
         Troubleshooting: every write of record_watch_event must run inside its one transaction, on the
         transaction's connection (the agent memory's own transactions nest as savepoints).
         """
-        if not store.capabilities.transactions:
-            with pytest.raises(vs.NotSupported):
-                UserPreferences(store, dim=DIM).record_watch_event("u1", unit(1), 0.5)
-            return
+        requires(store, "transactions")
         bank = ReasoningBank(store)
         pid = bank.store_pattern(task_type="recommend", approach="a", success_rate=0.5)
-        prefs = UserPreferences(store, dim=DIM)
-        prefs.record_watch_event("u1", unit(1), 0.7, genre_ids=[18], pattern_ids=[pid])
-        before = self._state(store, prefs, bank, pid)
+        UserPreferences(store, dim=DIM).record_watch_event("u1", unit(1), 0.7, genre_ids=[18], pattern_ids=[pid])
+        before = self._state(store, bank, pid)
+        inner = store.async_store
         calls: list[str] = []
-        original = _AsyncPrefs._write_episode
-
-        async def write_episode(self: Any, *args: Any) -> Any:
-            calls.append("episode")
-            return await original(self, *args)
-
-        async def crash(self: Any, *args: Any) -> None:
-            calls.append("patterns")
-            raise Boom("injected failure after the preference and episode writes")
-
-        monkeypatch.setattr(_AsyncPrefs, "_write_episode", write_episode)
-        monkeypatch.setattr(_AsyncPrefs, "_record_patterns", crash)
-        with pytest.raises(Boom):
-            prefs.record_watch_event("u1", unit(2), 0.9, genre_ids=[18, 35], pattern_ids=[pid])
-        assert calls == ["episode", "patterns"]
-        assert self._state(store, prefs, bank, pid) == before
-        # A failure in the middle of the agent memory's own step (the pattern's update) also rolls back.
-        monkeypatch.undo()
-
-        async def failing_outcome(*args: Any, **kwargs: Any) -> Any:
-            raise Boom("injected failure inside ReasoningBank.record_outcome")
-
-        monkeypatch.setattr(prefs.inner.reasoning(), "record_outcome", failing_outcome)
-        with pytest.raises(Boom):
-            prefs.record_watch_event("u1", unit(3), 0.2, pattern_ids=[pid])
-        assert self._state(store, prefs, bank, pid) == before
+        for fail_at in ("after the pattern update", "before the pattern update", "after the episode"):
+            episodes = _Episodes(AsyncReflexionMemory(inner), calls, fail=fail_at == "after the episode")
+            patterns = _Patterns(AsyncReasoningBank(inner), calls, fail_before=fail_at == "before the pattern update",
+                                 fail_after=fail_at == "after the pattern update")
+            prefs = UserPreferences(store, dim=DIM, reflexion=episodes, reasoning=patterns)
+            calls.clear()
+            with pytest.raises(Boom):
+                prefs.record_watch_event("u1", unit(2), 0.9, genre_ids=[18, 35], pattern_ids=[pid])
+            assert calls[0] == "episode written", fail_at  # the preference and the episode were written first
+            assert self._state(store, bank, pid) == before, fail_at
 
     def test_unknown_pattern_is_refused_without_writing(self, store: vs.Store) -> None:
-        """A watch event naming a pattern id that does not exist raises UnknownPattern (an InvalidInput) and
-        writes neither the preference nor the episode."""
-        if not store.capabilities.transactions:
-            return
+        """A watch event naming a pattern id that does not exist raises UnknownPattern (an InvalidInput whose
+        message names the id) and writes nothing: no preference, no episode, and the existing pattern's uses
+        unchanged.
+
+        Troubleshooting: the pattern check runs first inside the event's serializable transaction: get() of an int
+        id that does not exist must return no record (not raise), and the exception leaving the transaction must
+        roll it back; a preference or episode left behind means a write ran outside the transaction's connection.
+        """
+        requires(store, "transactions")
         bank = ReasoningBank(store)
         pid = bank.store_pattern(task_type="recommend", approach="a", success_rate=0.5)
         prefs = UserPreferences(store, dim=DIM)
@@ -277,8 +320,7 @@ class MediaConformance:
         Troubleshooting: record_watch_event must run in store.transaction(serializable=True) and retry on
         TransactionConflict; a read-committed read-modify-write loses updates here.
         """
-        if not store.capabilities.transactions:
-            return
+        requires(store, "transactions")
         bank = ReasoningBank(store)
         pid = bank.store_pattern(task_type="recommend", approach="a", success_rate=0.0)
         stores = [store]
@@ -324,41 +366,48 @@ class MediaConformance:
             for other in stores[1:]:
                 other.close()
 
-    def test_transaction_conflicts_are_retried(self, store: vs.Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_transaction_conflicts_are_retried(self, store: vs.Store) -> None:
         """A TransactionConflict inside a watch event rolls back and runs the event again (attempts counts
-        them); after max_retries retries it propagates, with nothing written.
+        them); after max_retries retries it propagates, with nothing written. The conflict is raised by
+        the pattern store passed as ``reasoning=``, after its real update was written.
 
         Troubleshooting: the retry loop must wrap the whole transaction, not a single write.
         """
-        if not store.capabilities.transactions:
-            return
-        prefs = UserPreferences(store, dim=DIM, retry_base_delay=0.001)
+        requires(store, "transactions")
+        bank = ReasoningBank(store)
+        pid = bank.store_pattern(task_type="recommend", approach="a", success_rate=0.5)
+        inner = store.async_store
+        calls: list[str] = []
+        patterns = _Patterns(AsyncReasoningBank(inner), calls, conflicts=2)
+        prefs = UserPreferences(store, dim=DIM, retry_base_delay=0.001, reasoning=patterns)
         prefs.record_watch_event("u1", unit(1), 0.5)
-        original = _AsyncPrefs._record_patterns
-        conflicts = {"left": 2}
-
-        async def flaky(self: Any, *args: Any) -> None:
-            await original(self, *args)
-            if conflicts["left"] > 0:
-                conflicts["left"] -= 1
-                raise vs.TransactionConflict("injected serialization failure")
-
-        monkeypatch.setattr(_AsyncPrefs, "_record_patterns", flaky)
-        result = prefs.record_watch_event("u1", unit(2), 0.5)
-        assert result.attempts == 3
+        result = prefs.record_watch_event("u1", unit(2), 0.5, pattern_ids=[pid])
+        assert result.attempts == 3 and patterns.conflicts == 0
         assert result.preference.interaction_count == 2
         assert store.collection("episodes").count() == 2
-        conflicts["left"] = 99
+        pattern = bank.get_pattern(pid)
+        assert pattern is not None and pattern.uses == 1  # the two rolled-back attempts left no use behind
+        patterns.conflicts = 99
         with pytest.raises(vs.TransactionConflict):
-            prefs.record_watch_event("u1", unit(3), 0.5)
-        assert conflicts["left"] == 99 - 4  # one attempt and three retries
+            prefs.record_watch_event("u1", unit(3), 0.5, pattern_ids=[pid])
+        assert patterns.conflicts == 99 - 4  # one attempt and three retries
         pref = prefs.get_preference("u1")
         assert pref is not None and pref.interaction_count == 2
         assert store.collection("episodes").count() == 2
+        pattern = bank.get_pattern(pid)
+        assert pattern is not None and pattern.uses == 1
 
     def test_bad_watch_events_are_refused(self, store: vs.Store) -> None:
-        """Wrong dimension, reward outside [0, 1] or NaN, alpha outside (0, 1], bad ids or genre ids: a subclass
-        of InvalidInput, and nothing written."""
+        """Wrong dimension, a zero or NaN embedding, reward outside [0, 1], NaN or a bool, alpha outside (0, 1], bad
+        user, genre or pattern ids, a bad success flag, watched_at or metadata: a subclass of InvalidInput; so are a
+        bad alpha for the constructor and a bad confidence or genre affinity for upsert_preference. Nothing is
+        written: no preference, no episode.
+
+        Troubleshooting: the event is validated (UserPreferences._event) before its transaction opens, and the
+        constructor and upsert_preference check their arguments before writing, so the backend sees none of these
+        calls; a preference or an episode left afterwards means a write ran before the error and was not rolled
+        back: the backend's transaction must roll back when an exception leaves the block.
+        """
         prefs = UserPreferences(store, dim=DIM)
         bad: list[tuple[dict[str, Any], type[Exception]]] = [
             ({"content_embedding": [0.1] * (DIM + 1)}, vs.DimensionMismatch),
@@ -399,7 +448,10 @@ class MediaConformance:
         release date range and a similarity threshold; (content_id, media_type) is unique and storing an item
         again replaces it.
 
-        Troubleshooting: the record id is "<media_type>:<content_id>"; filters are the store's field filters.
+        Troubleshooting: the record id is '<media_type>:<content_id>' and the options become field filters: $overlap
+        on the int[] genre_ids, $gte on the float rating (a NULL rating never matches), $between / $gte / $lte on
+        the date release_date. Apply them before the k nearest are chosen (genre 27 matches only the farthest item),
+        and read dates back as dates and int[] as lists of int.
         """
         content = ContentSearch(store, dim=4)
         stored = content.upsert_batch(catalogue())
@@ -443,8 +495,14 @@ class MediaConformance:
         assert content.delete_content("1", "movie") is True and content.get_content("1", "movie") is None
 
     def test_similar_content_excludes_the_item_itself(self, store: vs.Store) -> None:
-        """similar_content returns the k nearest other items (k when k others exist); an ambiguous content_id
-        needs media_type; a missing one raises ContentNotFound."""
+        """similar_content returns the k nearest other items (5 when 5 others exist), optionally only of the item's
+        media type; an ambiguous content_id needs media_type (AmbiguousContent), a missing one or a wrong media type
+        raises ContentNotFound, and k=0 InvalidInput.
+
+        Troubleshooting: the item itself is excluded by a filter ($not of its content_id and media_type) and is the
+        nearest record (distance 0): apply the filter before taking the k nearest, or k=5 returns 4.
+        page(where={'content_id': ...}) must return the stored vector too, since the query is read from it.
+        """
         content = ContentSearch(store, dim=4)
         content.upsert_batch(catalogue())
         hits = content.similar_content("2", k=3)
@@ -467,7 +525,9 @@ class MediaConformance:
         half recency with a five-year half-life), returns the top n with their parts and an explanation naming
         the matched genres; weights are configurable and validated.
 
-        Troubleshooting: the formula is vectorstore.media.content.hybrid_rank; today= pins the recency.
+        Troubleshooting: the formula is vectorstore.media.content.hybrid_rank and today= pins the recency; the
+        backend's part is the candidate search: exact cosine similarities, release_date read back as a date and a
+        NULL rating as None, and the genre_ids / media_type filters applied before the candidates are chosen.
         """
         content = ContentSearch(store, dim=4)
         content.upsert_batch(catalogue())
@@ -507,8 +567,17 @@ class MediaConformance:
                 content.hybrid_search(q, n=n)
 
     def test_bad_content_is_refused(self, store: vs.Store) -> None:
-        """Wrong dimension, bad media type, unknown keys, duplicate items in a batch, bad filters, k <= 0: a
-        subclass of InvalidInput, and a batch with one bad item writes nothing."""
+        """Wrong dimension, bad media type, empty content_id, unknown keys, negative rating, bad release date, no
+        embedding without an embedder, or a duplicate item in the batch: a subclass of InvalidInput, and a batch
+        with one bad item writes nothing. Bad search options (k <= 0, media type, genre ids, rating type, date
+        range, NaN threshold) raise InvalidInput, a wrong query dimension DimensionMismatch.
+
+        Troubleshooting: all of these are checked by vectorstore.media and the core before the backend writes
+        anything (upsert_batch validates every item first); a count other than 0 means part of a batch was written,
+        so the backend's upsert is not all or nothing. Another error type means the backend was reached with the
+        input unchecked: install vectorstore and vectorstore_conformance from the same release, and make sure the
+        store under test is opened through vectorstore (the store_url fixture).
+        """
         content = ContentSearch(store, dim=4)
         good = catalogue()[:2]
         cases: list[tuple[dict[str, Any], type[Exception]]] = [
@@ -537,7 +606,14 @@ class MediaConformance:
             content.search_content([1, 0], k=1)
 
     def test_content_with_an_embedder(self, store: vs.Store) -> None:
-        """With embedder=, items without an embedding are embedded from title and overview, and text queries work."""
+        """With embedder=, items without an embedding are embedded from title and overview, a text query finds the
+        matching item, and similar_content works on the embedded items.
+
+        Troubleshooting: the embedder and the text handling are the library's; the backend's part is
+        similar_content's: page(where={'content_id': ...}) must return the record with its stored vector (the query
+        is read from it), and a search with where={'$not': {'content_id': ..., 'media_type': ...}} must exclude
+        exactly that item (NOT of an AND of two equalities, two-valued).
+        """
         content = ContentSearch(store, dim=64, embedder=HashingEmbedder(64))
         content.upsert_batch([
             {"content_id": "1", "media_type": "movie", "title": "Space pirates", "overview": "pirates in space"},
@@ -552,7 +628,10 @@ class MediaConformance:
         """embed() computes only what the cache misses; hits and misses are counted; an entry past its TTL is
         a miss and is recomputed.
 
-        Troubleshooting: entries are keyed by sha256(model NUL text) in embedding_cache_<dim>.
+        Troubleshooting: entries are keyed by sha256(model NUL text) in embedding_cache_<dim>, with a timestamp
+        expires_at (NULL: never). The backend's part: get() of missing ids returns nothing for them, timestamps
+        compare as instants ($lte with an aware datetime), and delete(where=...) returns the number removed and only
+        touches the given model's entries (purge_expired() == 1, clear() == 1).
         """
         calls: list[list[str]] = []
 
@@ -596,8 +675,16 @@ class MediaConformance:
     # -- persistence and the async API ---------------------------------------------------------
 
     def test_media_data_survives_reopen(self, store: vs.Store, store_url: str) -> None:
-        """Preferences, content and cached embeddings are still there after close and reopen (persistent
-        backends); a non-persistent backend starts empty."""
+        """Preferences (with a watch event where transactions exist), six content items and a cached embedding are
+        still there after close and reopen on a persistent backend: the preference reads back equal, the stored
+        dimensions are adopted, similar_content works and the cache hit is counted. A non-persistent backend starts
+        empty.
+
+        Troubleshooting: commit before close and keep the full definition in the catalog (get_collection returns the
+        stored dim, so UserPreferences(again) adopts 8 and ContentSearch 4); timestamp fields must read back as the
+        same aware UTC datetimes (microseconds kept), json fields as the same objects and date fields as dates,
+        since the preference is compared field by field.
+        """
         prefs = UserPreferences(store, dim=DIM)
         prefs.upsert_preference("u1", unit(1), confidence=0.4, genre_affinities={18: 0.7})
         if store.capabilities.transactions:
@@ -617,21 +704,123 @@ class MediaConformance:
             assert cache.get("kept") is not None and cache.stats.hits == 1
 
     def test_media_async_twins(self, store: vs.Store) -> None:
-        """AsyncUserPreferences and AsyncContentSearch over the async store have the same methods and results."""
+        """AsyncUserPreferences and AsyncContentSearch over the async store give the sync classes' results. The same
+        script of calls (every public method of UserPreferences and ContentSearch, by the same name on both twins,
+        with the same arguments and fixed clocks: watch events, preference upserts, similar_users with and without
+        min_confidence, deletes, counts, catalogue upserts, gets, filtered searches, similar_content, hybrid_search,
+        and bad calls that raise) runs once on the sync classes and, after every collection is dropped, once on the
+        async ones; each call's result (its value, or the error's type and message) is equal between the two runs,
+        and so are the twins' dim, alpha and weights. Spot checks of the sync run: the first watch event counts one
+        interaction (NotSupported without transactions), similar_content('2', k=1) is movie:1 and hybrid_search
+        ranks movie:3 first. After the async run, new sync objects read what the async ones wrote (the same
+        preferences, counts, item and search results).
+
+        Troubleshooting: the async classes await the same backend calls as the sync ones (which run them through
+        store.run), so fix the sync tests failing the same way first (test_similar_content_excludes_the_item_itself,
+        test_hybrid_rerank_scores_and_explains, test_watch_events_update_by_ema_with_episode_and_patterns); a
+        difference only here is in vectorstore.media's async classes, or in the backend after drop_collection: a
+        re-created collection must start empty, with its int ids (the watch events' episode ids) from 1 again, and
+        a search must give the same hits, scores and order for the same data every time.
+        """
         inner = store.async_store
+        day = dt.date(2024, 1, 1)
+        zeta = {"content_id": "7", "media_type": "tv", "embedding": [0, 0, 1, 0], "title": "Zeta", "rating": 7.0,
+                "release_date": "2020-01-01"}
 
-        async def scenario() -> tuple[Any, ...]:
-            prefs = AsyncUserPreferences(inner, dim=DIM)
-            if store.capabilities.transactions:
-                count = (await prefs.record_watch_event("u1", unit(1), 0.6)).preference.interaction_count
-            else:
-                count = (await prefs.upsert_preference("u1", unit(1))).interaction_count + 1
-            content = AsyncContentSearch(inner, dim=4)
-            await content.upsert_batch(catalogue())
-            hits = await content.similar_content("2", k=1)
-            ranked = await content.hybrid_search([1, 0, 0, 0], n=1, today=dt.date(2024, 1, 1))
-            return count, hits[0].item.key, ranked[0].item.key
+        def script() -> list[tuple[str, str, tuple[Any, ...], dict[str, Any]]]:
+            return [
+                ("prefs", "count", (), {}),
+                ("prefs", "get_preference", ("u1",), {}),
+                ("prefs", "record_watch_event", ("u1", unit(1), 0.6),
+                 {"content_id": "1", "media_type": "movie", "genre_ids": [18]}),
+                ("prefs", "record_watch_event", ("u1", unit(2), 0.2),
+                 {"genre_ids": [18, 35], "metadata": {"device": "tv"}}),
+                ("prefs", "upsert_preference", ("u2", unit(3)),
+                 {"confidence": 0.9, "genre_affinities": {35: 0.5}, "temporal_patterns": {"hour_of_day": {"20": 2}},
+                  "metadata": {"k": 1}}),
+                ("prefs", "upsert_preference", ("u3", unit(4)), {"confidence": 0.2}),
+                ("prefs", "similar_users", (unit(3),), {"k": 3}),
+                ("prefs", "similar_users", (unit(3),), {"k": 3, "min_confidence": 0.5}),
+                ("prefs", "get_preference", ("u1",), {}),
+                ("prefs", "delete_preference", ("u3",), {}),
+                ("prefs", "delete_preference", ("u3",), {}),
+                ("prefs", "count", (), {}),
+                ("prefs", "record_watch_event", ("u1", unit(5), 1.5), {}),  # reward outside [0, 1]
+                ("prefs", "upsert_preference", ("u4", unit(6, dim=3)), {}),  # wrong dimension
+                ("content", "upsert_batch", (catalogue(),), {}),
+                ("content", "upsert_content", (dict(zeta),), {}),
+                ("content", "count", (), {}),
+                ("content", "count", ("tv",), {}),
+                ("content", "get_content", ("1", "tv"), {}),
+                ("content", "get_content", ("404", "movie"), {}),
+                ("content", "search_content", ([1, 0, 0, 0],), {"k": 3, "include_vector": True}),
+                ("content", "search_content", ([1, 0, 0, 0],), {"k": 10, "media_type": "movie", "min_rating": 6.0}),
+                ("content", "similar_content", ("2",), {"k": 1}),
+                ("content", "similar_content", ("1",), {"k": 2}),  # ambiguous: movie:1 and tv:1
+                ("content", "similar_content", ("1",), {"k": 3, "media_type": "tv", "same_media_type": True}),
+                ("content", "hybrid_search", ([1, 0, 0, 0],), {"n": 3, "today": day, "preferred_genres": [18]}),
+                ("content", "delete_content", ("6", "movie"), {}),
+                ("content", "delete_content", ("6", "movie"), {}),
+                ("content", "count", (), {}),
+                ("content", "search_content", ([1, 0, 0, 0],), {"k": 0}),  # k must be positive
+            ]
 
-        assert store.run(scenario()) == (1, "movie:1", "movie:3")
-        assert UserPreferences(store, dim=DIM).get_preference("u1") is not None
+        def run(objects: dict[str, Any], awaited: bool) -> list[tuple[Any, ...]]:
+            """Each call's result: ("value", what it returned) or ("error", the error's type, its message)."""
+            results: list[tuple[Any, ...]] = []
+            for target, name, args, kwargs in script():
+                try:
+                    result = getattr(objects[target], name)(*args, **kwargs)
+                    results.append(("value", store.run(result) if awaited else result))
+                except vs.VectorStoreError as exc:
+                    results.append(("error", type(exc), str(exc)))
+            return results
+
+        # every public method of the sync classes is in the script, and is a coroutine of the async twin
+        for target, sync_cls, async_cls in (("prefs", UserPreferences, AsyncUserPreferences),
+                                            ("content", ContentSearch, AsyncContentSearch)):
+            methods = {n for n, v in vars(sync_cls).items() if not n.startswith("_") and callable(v)}
+            assert methods == {name for t, name, _, _ in script() if t == target}
+            assert all(inspect.iscoroutinefunction(getattr(async_cls, n)) for n in methods)
+
+        sync_objects: dict[str, Any] = {"prefs": UserPreferences(store, dim=DIM, clock=FakeClock()),
+                                        "content": ContentSearch(store, dim=4, clock=FakeClock())}
+        sync_results = run(sync_objects, awaited=False)
+
+        def sync_result(name: str, *args: Any) -> tuple[Any, ...]:
+            """The sync run's result of the first call of ``name`` with these positional arguments."""
+            return next(r for (_, n, a, _), r in zip(script(), sync_results, strict=True)
+                        if n == name and repr(a) == repr(args))
+
+        first_event = sync_result("record_watch_event", "u1", unit(1), 0.6)
+        if store.capabilities.transactions:
+            assert first_event[0] == "value" and first_event[1].preference.interaction_count == 1
+        else:
+            assert first_event[:2] == ("error", vs.NotSupported)
+        similar = sync_result("similar_content", "2")
+        assert similar[0] == "value" and [h.item.key for h in similar[1]] == ["movie:1"]
+        ranked = sync_result("hybrid_search", [1, 0, 0, 0])
+        assert ranked[0] == "value" and ranked[1][0].item.key == "movie:3"
+
+        for spec in store.list_collections():
+            store.drop_collection(spec.name)
+        async_objects: dict[str, Any] = {"prefs": AsyncUserPreferences(inner, dim=DIM, clock=FakeClock()),
+                                         "content": AsyncContentSearch(inner, dim=4, clock=FakeClock())}
+        async_results = run(async_objects, awaited=True)
+        for step, got, want in zip(script(), async_results, sync_results, strict=True):
+            assert got == want, f"{step[0]}.{step[1]}{step[2]!r} {step[3]!r}: async {got!r} != sync {want!r}"
+        assert (async_objects["prefs"].dim, async_objects["prefs"].alpha) == (sync_objects["prefs"].dim,
+                                                                              sync_objects["prefs"].alpha)
+        assert (async_objects["content"].dim, async_objects["content"].weights) == (
+            sync_objects["content"].dim, sync_objects["content"].weights)
+
+        # what the async twins wrote, the sync classes read
+        prefs, content = UserPreferences(store, dim=DIM), ContentSearch(store, dim=4)
+        for user in ("u1", "u2", "u3"):
+            assert prefs.get_preference(user) == store.run(async_objects["prefs"].get_preference(user))
+        assert prefs.count() == store.run(async_objects["prefs"].count())
+        assert content.count() == store.run(async_objects["content"].count())
+        assert content.get_content("1", "tv") == store.run(async_objects["content"].get_content("1", "tv"))
+        assert content.search_content([1, 0, 0, 0], k=10) == store.run(
+            async_objects["content"].search_content([1, 0, 0, 0], k=10))
 

@@ -38,6 +38,44 @@ class BulkConformance:
         assert col.count({"n": {"$gt": 0}}) == 0
         assert col.search(data[77], k=1)[0].id == "b00077"
 
+    @pytest.mark.parametrize("bad", ["wrong dimension", "NaN", "unknown field", "duplicate id"])
+    def test_a_bad_record_late_in_a_large_batch_writes_nothing(self, store: vs.Store, bad: str) -> None:
+        """A batch of 5,000 records whose record 4,500 is bad (a backend may stream such a batch,
+        validating it part by part while earlier parts are sent) raises the typed error and commits
+        none of the batch, by upsert or insert; inside a transaction, the transaction's earlier
+        writes survive, it stays usable, and it commits without any of the batch.
+
+        Troubleshooting: a streaming write (WritesInParts) must send every part in one transaction
+        (a savepoint inside the caller's), and roll it back when the iteration of the parts raises;
+        never commit part by part.
+        """
+        n, dim = 5000, 8
+        rng = np.random.default_rng(12)
+        data = rng.normal(size=(n, dim)).astype(np.float32)
+        col = store.create_collection("late", dim=dim, fields={"n": "int"})
+        batch: list[dict[str, Any]] = [{"id": f"x{i:05d}", "vector": data[i], "fields": {"n": i}} for i in range(n)]
+        error: type[Exception] = vs.InvalidRecord
+        if bad == "wrong dimension":
+            batch[4500]["vector"], error = data[4500][:-1], vs.DimensionMismatch
+        elif bad == "NaN":
+            batch[4500]["vector"], error = np.full(dim, np.nan, dtype=np.float32), vs.InvalidVector
+        elif bad == "unknown field":
+            batch[4500]["fields"] = {"nope": 1}
+        else:
+            batch[4500]["id"], error = "x00007", vs.DuplicateId
+        for method in ("upsert", "insert"):
+            with pytest.raises(error):
+                getattr(col, method)(batch)
+            assert col.count() == 0, method
+        if not store.capabilities.transactions:
+            return
+        with store.transaction():
+            col.upsert([{"id": "kept", "vector": data[0], "fields": {"n": -1}}])
+            with pytest.raises(error):
+                col.upsert(batch)
+            col.upsert([{"id": "after", "vector": data[1], "fields": {"n": -2}}])
+        assert sorted(str(r.id) for r in col.scan()) == ["after", "kept"]
+
     # -- bulk_load(): the backend may defer its vector index and build it once at the end ---------
 
     def _check_search(self, store: vs.Store, col: vs.Collection, ids: list[str], data: np.ndarray,

@@ -61,7 +61,15 @@ class BadInputConformance:
         assert col.count() == 0
 
     def test_duplicate_ids_in_one_batch(self, store: vs.Store) -> None:
-        """An id twice in one batch raises DuplicateId (naming it) and writes nothing."""
+        """An id given twice in one upsert batch raises DuplicateId whose message names it, and nothing of the batch
+        is written.
+
+        Troubleshooting: the repeat is found by the core (vectorstore.records, for the streamed WritesInParts path
+        too) before the backend is called, so a backend's writes cannot cause this failure; a driver error (a unique
+        violation) in place of DuplicateId means the backend was reached with the batch unchecked: install
+        vectorstore and vectorstore_conformance from the same release, and make sure the store under test is opened
+        through vectorstore (the store_url fixture).
+        """
         col = store.create_collection("bad", dim=3)
         with pytest.raises(vs.DuplicateId, match="dup"):
             col.upsert([{"id": "dup", "vector": [1, 2, 3]}, {"id": "ok", "vector": [1, 2, 3]},
@@ -69,22 +77,65 @@ class BadInputConformance:
         assert col.count() == 0
 
     def test_a_single_record_is_not_a_batch(self, store: vs.Store) -> None:
-        """Passing one record instead of a list raises InvalidRecord saying to wrap it."""
+        """Passing one record (a dict or a vs.Record) to upsert or insert instead of a list raises InvalidRecord whose
+        message says it is a single record and to wrap it in a list; nothing is written.
+
+        Troubleshooting: the core (prepare_batch in vectorstore.records) refuses it before the backend is called;
+        any other outcome means the backend was reached with the record unchecked: install vectorstore and
+        vectorstore_conformance from the same release, and make sure the store under test is opened through
+        vectorstore (the store_url fixture).
+        """
         col = store.create_collection("bad", dim=3)
-        with pytest.raises(vs.InvalidRecord, match="list"):
-            col.upsert(cast(Any, {"id": "a", "vector": [1, 2, 3]}))
+        for single in ({"id": "a", "vector": [1, 2, 3]}, vs.Record("a", [1, 2, 3])):
+            for write in (col.upsert, col.insert):
+                with pytest.raises(vs.InvalidRecord) as caught:
+                    write(cast(Any, single))
+                message = str(caught.value)
+                assert "single record" in message and "wrap it in a list" in message, message
+        assert col.count() == 0
 
     def test_numpy_inputs_are_accepted(self, store: vs.Store) -> None:
-        """NumPy arrays (any float or int dtype) are valid vectors, and a 2-D array is a valid query batch."""
+        """NumPy arrays of float16, float32, float64, int32 and int64 are valid vectors and queries: six records stored
+        from arrays of those dtypes (one more int32 one being the all-zero vector, valid in an l2 collection) read back
+        as float32 arrays of the same values; a 1-D query of each record's dtype finds that record first at distance 0
+        (to 1e-6); and a 2-D array of each dtype is a valid query batch for search_many (one hit list per row, in row
+        order, each row's own record first), as is a 2-D float32 identity matrix (three lists of k=2 hits).
+
+        Troubleshooting: the core converts every array to float32 before the backend sees it. The backend's part:
+        store and return the float32 vector bit-exact, accept the all-zero vector under l2 (only cosine refuses zero
+        vectors, so never divide by a vector's norm outside cosine) and return one hit list per row of the query
+        matrix, in row order.
+        """
+        values = {"f16": [1, 2, 3], "f32": [4, 0.5, -2], "f64": [-1, 2.25, 8], "i32": [7, -3, 0], "i64": [0, 5, -6],
+                  "zero": [0, 0, 0]}
+        dtypes = {"f16": np.float16, "f32": np.float32, "f64": np.float64, "i32": np.int32, "i64": np.int64,
+                  "zero": np.int32}
         col = store.create_collection("np", dim=3, metric="l2")
-        col.upsert([{"id": "a", "vector": np.array([1, 2, 3], dtype=np.int64)},
-                    {"id": "b", "vector": np.array([1, 2, 4], dtype=np.float64)},
-                    {"id": "c", "vector": np.array([0, 0, 0], dtype=np.float16)}])
-        assert col.count() == 3
+        col.upsert([{"id": rid, "vector": np.array(values[rid], dtype=dtypes[rid])} for rid in values])
+        assert col.count() == len(values)
+        for record in col.get(list(values)):
+            assert record.vector.dtype == np.float32
+            assert np.array_equal(record.vector, np.array(values[str(record.id)], dtype=np.float32)), record.id
+        for rid in values:
+            hit = col.search(np.array(values[rid], dtype=dtypes[rid]), k=1)[0]
+            assert hit.id == rid and abs(hit.distance) <= 1e-6, (rid, hit)
+        rows = ["f16", "i64", "f64"]
+        for dtype in (np.float16, np.float32, np.float64, np.int32, np.int64):
+            batch = col.search_many(np.array([values[rid] for rid in rows], dtype=dtype), k=2)
+            assert [hits[0].id for hits in batch] == rows, dtype
+            assert [len(hits) for hits in batch] == [2, 2, 2]
         assert [len(h) for h in col.search_many(np.eye(3, dtype=np.float32), k=2)] == [2, 2, 2]
 
     def test_injection_attempts_are_stored_literally(self, store: vs.Store) -> None:
-        """SQL in ids, field values, metadata keys and filter values is data, stored and matched literally."""
+        """SQL in ids, field values, metadata keys and filter values is data: the id, field value and metadata key
+        and value read back unchanged, an equality filter matches the literal value, the classic "' OR '1'='1"
+        string matches nothing, delete by that id removes it, and no collection disappears.
+
+        Troubleshooting: send every value as a bound parameter, ids in IN lists included (one array or JSON list
+        parameter), and filter values too; metadata is JSON data (dump_json), never spliced into a JSON path or a
+        statement; table names come only from validated collection names, quoted. A syntax error, a count of 1 for
+        the OR string or a lost collection means a value reached the SQL text.
+        """
         col = store.create_collection("inj", dim=3, fields={"t": "text"})
         evil = "x'); DROP TABLE inj; --"
         col.upsert([{"id": evil, "vector": [1, 2, 3], "fields": {"t": evil}, "metadata": {evil: evil}}])

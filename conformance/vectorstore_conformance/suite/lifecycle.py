@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
 import vectorstore as vs
+from vectorstore_conformance.helpers import ids_of
 
 
 class LifecycleConformance:
@@ -36,14 +38,25 @@ class LifecycleConformance:
         assert {k: v.value for k, v in opened.spec.fields.items()} == fields
 
     def test_list_collections_is_sorted_by_name(self, store: vs.Store) -> None:
-        """list_collections() returns every collection, sorted by name."""
+        """list_collections() returns every collection, sorted by name.
+
+        Troubleshooting: read the collections from the catalog with ORDER BY name (PostgreSQL: a name column
+        COLLATE "C" sorts by code point) rather than returning a dict or a cache in creation order; every collection
+        created in this store must be listed at once, without a reopen.
+        """
         for name in ("zeta", "alpha", "mid"):
             store.create_collection(name, dim=2)
         assert [c.name for c in store.list_collections()] == ["alpha", "mid", "zeta"]
 
     def test_drop_removes_records_and_reports(self, store: vs.Store) -> None:
-        """drop_collection removes the collection and its records; dropping again returns False;
-        re-creating gives an empty collection."""
+        """drop_collection removes the collection and its records and returns True; dropping it again returns False
+        (no error); the store then lists no collection, and re-creating the name gives an empty collection.
+
+        Troubleshooting: delete the catalog row and drop the table (with its indexes, id-sequence row and side
+        tables) in one transaction, returning whether the catalog row existed; forget everything cached under the
+        name (prepared statements, row codecs, specs) so the re-created collection starts empty and with its new
+        definition.
+        """
         col = store.create_collection("tmp", dim=2)
         col.upsert([{"id": "a", "vector": [1, 0]}])
         assert store.drop_collection("tmp") is True
@@ -52,18 +65,50 @@ class LifecycleConformance:
         assert store.create_collection("tmp", dim=2).count() == 0
 
     def test_create_existing(self, store: vs.Store) -> None:
-        """Creating an existing collection raises CollectionExists; exist_ok=True returns an identical
-        one; a different definition under the same name always raises."""
-        store.create_collection("dup", dim=3, fields={"a": "int"})
+        """Creating an existing collection raises CollectionExists; exist_ok=True with the same definition returns
+        the existing collection: its whole spec equals the created one (name, dim, metric, fields, index, id type),
+        it holds the record stored before, and it is usable (a record upserted through it is seen through the first
+        handle, and searched). A different definition under the same name (another dim, metric, field type, set of
+        fields, id type or index) raises CollectionExists mentioning the 'different definition', even with
+        exist_ok=True, and leaves the existing collection as it was (spec and records).
+
+        Troubleshooting: the comparison is the core's. The backend's create_collection must raise CollectionExists
+        when the name is already in its catalog (INSERT ... ON CONFLICT DO NOTHING, or the server's unique violation
+        mapped to CollectionExists; never a driver error or 'table already exists'), leaving the existing collection
+        and its records untouched (no DROP / re-create, no truncation); get_collection must then return a spec equal
+        to the created one (store CollectionSpec.to_dict(), return from_dict() of it), or exist_ok=True reports a
+        different definition.
+        """
+        definition: dict[str, Any] = {"dim": 3, "metric": "l2", "fields": {"a": "int", "t": "text"},
+                                      "index": vs.HNSW(m=8, ef_construction=32), "id_type": "int"}
+        created = store.create_collection("dup", **definition)
+        created.upsert([{"id": 1, "vector": [1, 0, 0], "fields": {"a": 1, "t": "one"}}])
         with pytest.raises(vs.CollectionExists):
-            store.create_collection("dup", dim=3, fields={"a": "int"})
-        again = store.create_collection("dup", dim=3, fields={"a": "int"}, exist_ok=True)
-        assert again.spec.dim == 3
-        with pytest.raises(vs.CollectionExists, match="different definition"):
-            store.create_collection("dup", dim=4, exist_ok=True)
+            store.create_collection("dup", **definition)
+        again = store.create_collection("dup", **definition, exist_ok=True)
+        assert again.spec == created.spec
+        assert (again.spec.name, again.spec.dim, again.spec.metric, again.spec.id_type, again.spec.index) == (
+            "dup", 3, vs.Metric.L2, vs.IdType.INT, vs.HNSW(m=8, ef_construction=32))
+        assert {k: v.value for k, v in again.spec.fields.items()} == {"a": "int", "t": "text"}
+        assert [(r.id, r.fields) for r in again.get([1])] == [(1, {"a": 1, "t": "one"})]
+        again.upsert([{"id": 2, "vector": [0, 1, 0], "fields": {"a": 2, "t": "two"}}])
+        assert created.count() == 2
+        assert ids_of(again.search([0, 1, 0], k=2)) == [2, 1]
+        for change in ({"dim": 4}, {"metric": "cosine"}, {"fields": {"a": "float", "t": "text"}},
+                       {"fields": {"a": "int"}}, {"id_type": "text"}, {"index": vs.HNSW(m=16, ef_construction=32)}):
+            with pytest.raises(vs.CollectionExists, match="different definition"):
+                store.create_collection("dup", **{**definition, **change}, exist_ok=True)
+        assert store.collection("dup").spec == created.spec
+        assert created.count() == 2
+        assert [c.name for c in store.list_collections()] == ["dup"]
 
     def test_missing_collection(self, store: vs.Store) -> None:
-        """Opening a missing collection raises CollectionNotFound (a LookupError)."""
+        """Opening a missing collection raises CollectionNotFound (a LookupError).
+
+        Troubleshooting: get_collection must raise CollectionNotFound.named(name) when the catalog has no row for
+        the name: not return None, raise KeyError or let a driver's 'no such table' / UndefinedTable error through.
+        Look the name up in the catalog rather than probing for the table.
+        """
         with pytest.raises(vs.CollectionNotFound):
             store.collection("nope")
         with pytest.raises(LookupError):
@@ -86,7 +131,15 @@ class LifecycleConformance:
     @pytest.mark.parametrize("name", ["", "Movies", "1abc", "a-b", "a b", 'x"; DROP TABLE t;--', "vs_internal",
                                       "a__b", "a" * 49, "naïve", None, 7])
     def test_invalid_collection_names(self, store: vs.Store, name: object) -> None:
-        """Invalid names raise InvalidName and create nothing (names become SQL identifiers)."""
+        """Invalid collection names (empty, upper case, a leading digit, punctuation, a space, SQL, the reserved
+        'vs_' prefix and '__', more than 48 characters, non-ASCII, None, an int) raise InvalidName, and no
+        collection is created.
+
+        Troubleshooting: names are checked by the core (vectorstore.schema.check_name) before the backend is called,
+        which lets a backend use them as SQL identifiers and keep 'vs_' and '__' for its own tables. If
+        list_collections() is not empty afterwards, it lists more than the catalog's rows (every table of the schema
+        or file, the backend's own tables).
+        """
         with pytest.raises(vs.InvalidName):
             store.create_collection(name, dim=2)  # type: ignore[arg-type]
         assert store.list_collections() == []
@@ -94,22 +147,55 @@ class LifecycleConformance:
     @pytest.mark.parametrize("fields", [{"Bad": "int"}, {"id": "int"}, {"vector": "text"}, {"x;--": "int"},
                                         {"ok": "decimal"}, {"ok": "int[][]"}])
     def test_invalid_fields(self, store: vs.Store, fields: dict[str, str]) -> None:
-        """Bad field names or unknown field types are rejected before anything is created."""
+        """Bad field names (upper case, the reserved 'id' and 'vector', punctuation) or unknown field types
+        ('decimal', 'int[][]') raise InvalidName or InvalidSchema, and no collection is created.
+
+        Troubleshooting: field definitions are checked by the core (CollectionSpec) before create_collection reaches
+        the backend, so a backend may use field names as column names. A non-empty list_collections() means it lists
+        more than its catalog; another error type means the backend was reached with the definition unchecked:
+        install vectorstore and vectorstore_conformance from the same release, and make sure the store under test is
+        opened through vectorstore (the store_url fixture).
+        """
         with pytest.raises((vs.InvalidName, vs.InvalidSchema)):
             store.create_collection("c", dim=2, fields=fields)
         assert store.list_collections() == []
 
-    @pytest.mark.parametrize("kwargs", [{"dim": 0}, {"dim": -1}, {"dim": 16001}, {"dim": "3"}, {"dim": 2.5},
-                                        {"dim": 2, "metric": "dot"}, {"dim": 2, "metric": "hamming"},
-                                        {"dim": 2, "id_type": "uuid"}])
-    def test_invalid_definitions(self, store: vs.Store, kwargs: dict[str, object]) -> None:
-        """Bad dimension, unknown metric or id type raise InvalidSchema naming the choices."""
-        with pytest.raises(vs.InvalidSchema):
+    @pytest.mark.parametrize(("kwargs", "named"), [
+        ({"dim": 0}, ["dim", "from 1 to 16000", "got 0"]),
+        ({"dim": -1}, ["dim", "from 1 to 16000", "got -1"]),
+        ({"dim": 16001}, ["dim", "from 1 to 16000", "got 16001"]),
+        ({"dim": "3"}, ["dim", "from 1 to 16000", "got '3'"]),
+        ({"dim": 2.5}, ["dim", "from 1 to 16000", "got 2.5"]),
+        ({"dim": 2, "metric": "dot"}, ["metric", "'dot'", "'cosine'", "'l2'", "'inner_product'"]),
+        ({"dim": 2, "metric": "hamming"}, ["metric", "'hamming'", "'cosine'", "'l2'", "'inner_product'"]),
+        ({"dim": 2, "id_type": "uuid"}, ["id type", "'uuid'", "'text'", "'int'"]),
+    ], ids=["dim-0", "dim-negative", "dim-16001", "dim-str", "dim-float", "metric-dot", "metric-hamming",
+            "id-type-uuid"])
+    def test_invalid_definitions(self, store: vs.Store, kwargs: dict[str, object], named: list[str]) -> None:
+        """A bad dimension (0, -1, 16001, the string '3', 2.5), an unknown metric ('dot', 'hamming') or an unknown
+        id type ('uuid') raises InvalidSchema whose message names the setting, the bad value (as its repr) and what
+        is allowed: the range 'from 1 to 16000' for dim, every metric ('cosine', 'l2', 'inner_product') for a
+        metric, 'text' and 'int' for an id type; and no collection is created.
+
+        Troubleshooting: the definition is validated by the core (CollectionSpec) before the backend sees it. A
+        non-empty list_collections() means it lists more than its catalog; another error type means the backend was
+        reached with the definition unchecked: install vectorstore and vectorstore_conformance from the same
+        release, and make sure the store under test is opened through vectorstore (the store_url fixture).
+        """
+        with pytest.raises(vs.InvalidSchema) as caught:
             store.create_collection("c", **kwargs)  # type: ignore[arg-type]
+        message = str(caught.value)
+        assert [part for part in named if part not in message] == [], message
         assert store.list_collections() == []
 
     def test_invalid_index_parameters(self) -> None:
-        """HNSW parameters are range-checked."""
+        """HNSW parameters are range-checked without a store: HNSW(m=1) and HNSW(ef_construction=0) raise
+        InvalidSchema.
+
+        Troubleshooting: no backend takes part: the check is vectorstore.schema.HNSW's, so a failure means the
+        installed vectorstore does not match the suite (install both from the same release). Backends read
+        spec.index.m and ef_construction as already validated.
+        """
         with pytest.raises(vs.InvalidSchema):
             vs.HNSW(m=1)
         with pytest.raises(vs.InvalidSchema):
@@ -145,7 +231,13 @@ class LifecycleConformance:
 
     def test_metadata_round_trips(self, store: vs.Store) -> None:
         """Metadata is free JSON and reads back equal: nesting, unicode, quotes in keys, exact doubles,
-        64-bit integers, empty containers."""
+        64-bit integers, empty containers.
+
+        Troubleshooting: store metadata as JSON text written with vectorstore.records.dump_json (or jsonb) and read
+        it with json.loads semantics: integers come back as int (2**62 is not exact as a double, so no float or
+        Decimal number loader), doubles exactly (0.30000000000000004), unicode and keys with quotes intact; a record
+        stored without metadata reads back as {} (store '{}', not NULL, or map NULL to {}).
+        """
         col = store.create_collection("meta", dim=2)
         meta = {"a": {"b": [1, {"c": None}]}, "key with 'quotes' and \"dq\"": "v", "☃": "snow",
                 "float": 0.30000000000000004, "big": 2**62, "neg": -7, "empty": {}, "list": [], "t": True,
