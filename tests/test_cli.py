@@ -70,3 +70,30 @@ def test_doctor_on_an_unreachable_server_fails_with_a_reason() -> None:
     result = _run("doctor", "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
     assert result.returncode == 1
     assert "cannot open the store" in result.stdout
+
+
+def test_migrate_batch_size_0_exits_2_with_and_without_dry_run(tmp_path: Path) -> None:
+    """The reported case, as a user runs it: `vectorstore migrate SRC TARGET --batch-size 0` exits 2
+    (it exited 1, and 2 with --dry-run) saying what is wrong, and creates no target."""
+    import sqlite3
+
+    source = tmp_path / "agent.db"
+    conn = sqlite3.connect(source)
+    conn.execute("CREATE TABLE agentdb_config (key TEXT PRIMARY KEY, value TEXT)")
+    conn.commit()
+    conn.close()
+    target = tmp_path / "target.db"
+    for extra in ([], ["--dry-run"], ["--json"]):
+        result = _run("migrate", str(source), f"sqlite:///{target}", "--batch-size", "0", *extra)
+        out = " ".join(result.stdout.split())
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "--batch-size must be a whole number from 1 to 100,000" in out and "got 0" in out
+        assert not target.exists()
+
+
+def test_migrate_help_lists_every_exit_status() -> None:
+    result = _run("migrate", "--help")
+    assert result.returncode == 0
+    for status in ("0  done:", "1  a run failed and was rolled back", "2  bad arguments or configuration",
+                   "3  interrupted part-way"):
+        assert status in result.stdout, status

@@ -240,3 +240,79 @@ def test_export_between_memory_stores_and_same_store_refused(tmp_path: Path) -> 
             await store.aclose()
 
     asyncio.run(go())
+
+
+# -- collections without vectors -----------------------------------------------------------
+
+
+async def _fill_vectorless(store: vs.AsyncStore) -> None:
+    notes = await store.create_collection("notes", dim=None, fields={"title": "text", "extra": "json"}, id_type="int")
+    await notes.upsert([{"fields": {"title": f"n{i}", "extra": {"i": i}}, "metadata": {"i": i}} for i in range(30)])
+    await notes.allocate_ids(0, after=100)
+    # A holding collection as the migration tool made them before collections could lack vectors.
+    legacy = await store.create_collection("legacy", dim=1, fields={"value": "json"}, id_type="int")
+    await legacy.upsert([{"id": i, "vector": None, "fields": {"value": [i]}} for i in range(1, 6)])
+
+
+@pytest.mark.parametrize("source_kind", ["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_export_copies_collections_without_vectors_as_such(tmp_path: Path, source_kind: str) -> None:
+    target = f"sqlite:///{tmp_path}/backup.db"
+
+    async def go() -> None:
+        if source_kind == "memory":
+            source = await vs.open_store("memory://")
+        else:
+            from vectorstore_postgres.testing import isolated_url
+
+            source = await vs.open_store(isolated_url())
+        destination = await vs.open_store(target)
+        try:
+            await _fill_vectorless(source)
+            report = await export_store(source, destination)
+            assert {c.name: c.records for c in report.collections} == {"legacy": 5, "notes": 30}
+            specs = {s.name: s for s in await destination.list_collections()}
+            assert specs == {s.name: s for s in await source.list_collections()}
+            assert (specs["notes"].dim, specs["legacy"].dim) == (None, 1)  # the legacy one is copied as it is
+            notes = await destination.collection("notes")
+            got = await notes.get([1, 30])
+            assert [(r.vector, r.fields, r.metadata) for r in got] == [
+                (None, {"title": "n0", "extra": {"i": 0}}, {"i": 0}),
+                (None, {"title": "n29", "extra": {"i": 29}}, {"i": 29})]
+            assert await notes.last_id() == 100
+            with pytest.raises(vs.InvalidInput, match="has no vectors"):
+                await notes.search([1.0], k=1)
+        finally:
+            await source.aclose()
+            await destination.aclose()
+
+    asyncio.run(go())
+
+
+def test_export_bad_arguments_exit_2_and_write_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = f"sqlite:///{tmp_path}/source.db"
+    with vs.connect(source) as store:
+        store.create_collection("docs", dim=2).upsert([{"id": "a", "vector": [1, 0]}])
+    dest = tmp_path / "dest.db"
+    missing = tmp_path / "missing.db"
+    cases = [
+        ([source, f"sqlite:///{dest}", "--batch-size", "0"], "--batch-size (batch_size) must be a whole number from 1 "
+                                                             "to 100,000 (records per batch), got 0"),
+        ([source, f"sqlite:///{dest}", "--overwrite", "--batch-size", "100001"], "got 100001"),
+        ([f"sqlite:///{missing}", f"sqlite:///{dest}"], "there is no vectorstore store at the source"),
+        ([source, source], "the source and the destination are the same store"),
+        ([source, f"sqlite:///{tmp_path}/./source.db"], "the source and the destination are the same store"),
+        ([source, "no-scheme"], "has no scheme"),
+        ([source, "mongodb://localhost/db"], "installed schemes"),
+        ([source, f"sqlite:///{dest}?readers=0"], "readers"),
+        (["nowhere", f"sqlite:///{dest}"], "has no scheme"),
+    ]
+    for args, message in cases:
+        assert main(["export", *args]) == 2, args
+        out = " ".join(capsys.readouterr().out.split())
+        assert message in out, (args, out)
+    with pytest.raises(SystemExit) as info:
+        main(["export", source, f"sqlite:///{dest}", "--batch-size", "lots"])
+    assert info.value.code == 2 and "invalid int value: 'lots'" in capsys.readouterr().err
+    assert not dest.exists() and not missing.exists()
+    with vs.connect(source) as store:
+        assert [s.name for s in store.list_collections()] == ["docs"] and store.collection("docs").count() == 1

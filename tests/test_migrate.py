@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -377,8 +378,11 @@ def test_rollback_restores_the_prior_target(tmp_path: Path, url: str) -> None:
     assert runs[0]["source_kind"] == "agentdb" and runs[1]["variant"] == "mcp"
     code, text = cli("migrate", "status", url)
     assert code == 0 and result["id"] in text and "rolled_back" in text
-    code, _ = cli("migrate", "rollback", url, "--run", "nope")
-    assert code == 1
+    code, out = cli("migrate", "rollback", url, "--run", "nope")
+    assert code == 2 and "is not a run id" in out
+    code, out = cli("migrate", "rollback", url, "--run", "20990101T000000000-abcdef")
+    assert code == 2 and "no migration run of that id" in out
+    assert checksums(url) == before
 
 
 # -- resume ------------------------------------------------------------------------------
@@ -508,3 +512,229 @@ def test_resume_refuses_a_changed_source(tmp_path: Path, url: str) -> None:
     conn.close()
     code, out = cli("migrate", str(path), url, "--resume")
     assert code == 1 and "file changed" in out
+
+
+# -- bad arguments: exit 2, a message saying what and what to do, nothing written ---------
+
+
+def cli_all(*args: str) -> tuple[int, str]:
+    """Run the CLI in-process; returns (exit code, stdout + stderr), also when argparse exits."""
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+        try:
+            code = cli_main(list(args))
+        except SystemExit as exc:  # argparse: a value its type or choices refuse
+            code = int(exc.code or 0)
+    return code, " ".join(buf.getvalue().split())
+
+
+def _vectorstore_source(path: Path) -> str:
+    src = "sqlite:////" + str(path).lstrip("/")
+    with vs.connect(src) as store:
+        store.create_collection("docs", dim=2).upsert([{"id": "a", "vector": [1, 0]}])
+    return src
+
+
+BATCH = "--batch-size must be a whole number from 1 to 100,000 (rows per batch and transaction)"
+DIM = "--dim must be a whole number from 1 to 16000 (the embeddings' dimension)"
+BAD_MIGRATE = [
+    (["--batch-size", "0"], [BATCH, "got 0", "leave it out for the default 1000"]),
+    (["--batch-size", "-3"], [BATCH, "got -3"]),
+    (["--batch-size", "100001"], [BATCH, "got 100001"]),
+    (["--dim", "0"], [DIM, "got 0", "leave it out to detect it"]),
+    (["--dim", "16001"], [DIM, "got 16001"]),
+    (["--run", "20251009T120000123-a1b2c3"], ["--run: not an option of `vectorstore migrate` (it takes --dry-run, "
+                                              "--batch-size, --resume, --on-duplicate, --dim); leave it out"]),
+]
+
+
+@pytest.mark.parametrize("others", [[], ["--dry-run"], ["--resume", "--json", "--on-duplicate", "fail"]],
+                         ids=["plain", "dry-run", "resume-json"])
+@pytest.mark.parametrize(("bad", "message"), BAD_MIGRATE, ids=[" ".join(b) for b, _ in BAD_MIGRATE])
+def test_migrate_bad_arguments_exit_2_and_write_nothing(tmp_path: Path, url: str, bad: list[str],
+                                                        message: list[str], others: list[str]) -> None:
+    path = tmp_path / "agent.db"
+    awkward_file(path, "main")
+    before = snapshot(tmp_path)
+    target = tmp_path / "target.db"
+    for where in (url, f"sqlite:///{target}"):
+        code, out = cli_all("migrate", str(path), where, *bad, *others)
+        assert code == 2, out
+        assert [part for part in message if part not in out] == [], out
+    assert not run(target_exists(url)) and not target.exists()  # neither target was created
+    assert snapshot(tmp_path) == before
+
+
+def test_migrate_bad_operands_exit_2_and_write_nothing(tmp_path: Path, url: str) -> None:
+    path = tmp_path / "agent.db"
+    awkward_file(path, "main")
+    store_src = _vectorstore_source(tmp_path / "store.db")
+    target = tmp_path / "target.db"
+    cases = [
+        ([str(path)], "`vectorstore migrate` takes SOURCE TARGET_URL, got 1 word(s)"),
+        ([str(path), url, "extra"], "takes SOURCE TARGET_URL, got 3 word(s)"),
+        ([str(path), "no-scheme"], "has no scheme"),
+        ([str(path), "mongodb://localhost/db"], "installed schemes"),
+        ([str(path), f"sqlite:///{target}?timeout=soon"], "timeout"),
+        ([str(tmp_path / "missing.db"), url], "no such file"),
+        ([store_src, url, "--dim", "8"], "--dim applies to AgentDB files only"),
+        ([store_src, store_src], "is the source file itself"),
+        # (refused by argparse, which exits 2 with its message)
+        ([str(path), url, "--batch-size", "many"], "argument --batch-size: invalid int value: 'many'"),
+        ([str(path), url, "--dim", "3.5"], "argument --dim: invalid int value: '3.5'"),
+        ([str(path), url, "--on-duplicate", "maybe"], "argument --on-duplicate: invalid choice: 'maybe'"),
+    ]
+    before = snapshot(tmp_path)
+    for words, message in cases:
+        for others in ([], ["--dry-run"]):
+            code, out = cli_all("migrate", *words, *others)
+            assert code == 2 and message in out, (words, others, out)
+    assert snapshot(tmp_path) == before and not run(target_exists(url)) and not target.exists()
+
+
+def test_rollback_and_status_bad_arguments_exit_2_and_change_nothing(tmp_path: Path, url: str) -> None:
+    path = tmp_path / "agent.db"
+    awkward_file(path, "main")
+    result = run(migrate(str(path), url))
+    before = checksums(url)
+    run_id = result["id"]
+    nowhere = tmp_path / "nowhere.db"
+    cases = [
+        (["rollback", url], "needs --run ID"),
+        (["rollback", url, "--run", ""], "is not a run id"),
+        (["rollback", url, "--run", "nope"], "'nope' is not a run id"),
+        (["rollback", url, "--run", "20990101T000000000-abcdef"], "no migration run of that id"),
+        (["rollback", url, url, "--run", run_id], "`vectorstore migrate rollback` takes TARGET_URL, got 2"),
+        (["rollback", url, "--run", run_id, "--dry-run"], "--dry-run: not an option of `vectorstore migrate "
+                                                           "rollback` (it takes --run)"),
+        (["rollback", url, "--run", run_id, "--batch-size", "0"], "--batch-size: not an option"),
+        (["rollback", url, "--run", run_id, "--resume", "--dim", "3"], "--resume, --dim: not an option"),
+        (["rollback", url, "--run", run_id, "--on-duplicate", "fail"], "--on-duplicate: not an option"),
+        (["rollback", f"sqlite:///{nowhere}", "--run", run_id], "there is no vectorstore store at"),
+        (["rollback", "no-scheme", "--run", run_id], "has no scheme"),
+        (["status"], "`vectorstore migrate status` takes TARGET_URL, got 0 word(s)"),
+        (["status", url, "--dry-run"], "--dry-run: not an option of `vectorstore migrate status` (it takes only "
+                                       "--json)"),
+        (["status", url, "--batch-size", "0"], "--batch-size: not an option"),
+        (["status", url, "--run", run_id], "--run: not an option"),
+        (["status", f"sqlite:///{nowhere}"], "there is no vectorstore store at"),
+        (["status", "mongodb://localhost/db"], "installed schemes"),
+    ]
+    for words, message in cases:
+        for others in ([], ["--json"]):
+            code, out = cli_all("migrate", *words, *others)
+            assert code == 2 and message in out, (words, others, out)
+    assert checksums(url) == before  # the run was not rolled back (not even by rollback --dry-run)
+    assert [r["status"] for r in run(status_url(url))] == ["validated"]
+    assert not nowhere.exists()
+    with pytest.raises(vs.InvalidInput, match="no vectorstore store"):
+        run(status_url(f"sqlite:///{nowhere}"))
+    assert not nowhere.exists()
+
+
+def test_api_refuses_bad_arguments_before_reading_or_writing(tmp_path: Path, url: str) -> None:
+    from vectorstore.migrate import BadArgument, rollback_url
+
+    path = tmp_path / "agent.db"
+    awkward_file(path, "main")
+    for kwargs in ({"batch_size": 0}, {"batch_size": True}, {"dim": 0}, {"dim": 2.5}, {"on_duplicate": "x"}):
+        with pytest.raises(BadArgument) as info:
+            run(migrate(str(path), url, **kwargs))  # type: ignore[arg-type]
+        assert isinstance(info.value, vs.InvalidInput) and not isinstance(info.value, MigrationError)
+        if "on_duplicate" not in kwargs:
+            with pytest.raises(BadArgument):
+                run(dry_run(str(path), url, **kwargs))  # type: ignore[arg-type]
+    with pytest.raises(BadArgument, match="not a run id"):
+        run(rollback_url(url, "../etc"))
+    assert not run(target_exists(url))
+
+
+def test_incompatible_target_collection_exits_2_before_writing(tmp_path: Path, url: str) -> None:
+    """A target collection named like a holding collection but with text ids cannot take the table:
+    exit 2, and nothing is written (no tracking collections, no run left 'running')."""
+    path = tmp_path / "agent.db"
+    awkward_file(path, "main")
+    extra_tables(path)
+    with vs.connect(url) as store:
+        store.create_collection("agentdb_notes", dim=None, id_type="text")
+    before = checksums(url)
+    code, out = cli_all("migrate", str(path), url)
+    assert code == 2 and "already has a collection 'agentdb_notes' that cannot take this data" in out, out
+    assert "nothing was written" in out
+    with vs.connect(url) as store:
+        assert [s.name for s in store.list_collections()] == ["agentdb_notes"]
+    assert checksums(url) == before
+
+
+def test_help_documents_the_exit_statuses_as_docs_do() -> None:
+    from vectorstore.migrate.cli import EXIT_STATUS
+
+    code, out = cli_all("migrate", "--help")
+    assert code == 0
+    assert " ".join(EXIT_STATUS.split()) in out
+    docs = " ".join((Path(__file__).parents[1] / "docs" / "migration.md").read_text().split())
+    for line in re.split(r"\n  (?=[0-9]  )", EXIT_STATUS)[1:]:  # each status, as one paragraph
+        status, text = line.split(None, 1)
+        assert f"`{status}` {' '.join(text.split())}" in docs, status
+
+
+# -- collections without vectors ----------------------------------------------------------
+
+
+def test_holding_and_bookkeeping_collections_have_no_vectors(tmp_path: Path, url: str) -> None:
+    path = tmp_path / "agent.db"
+    awkward_file(path, "main")
+    extra_tables(path)
+    code, out = cli_all("migrate", str(path), url, "--dry-run")
+    assert code == 0 and "agentdb_overflow │ values that do not fit their field │ no vectors" in out, out
+    report = run(dry_run(str(path), url))
+    dims = {c["name"]: c["dim"] for c in report["plan"]["collections"]}
+    assert dims["episodes"] == 384 and dims["agentdb_notes"] is None and dims["agentdb_schema"] is None
+    run(migrate(str(path), url))
+    with vs.connect(url) as store:
+        specs = {s.name: s for s in store.list_collections()}
+        vectorless = [n for n in specs if n.startswith(("agentdb_", "vsmigrate_"))]
+        assert {"agentdb_notes", "agentdb_schema", "agentdb_overflow", "agentdb_sqlite_sequence", "vsmigrate_runs",
+                "vsmigrate_batches"} <= set(vectorless)
+        assert [n for n in vectorless if specs[n].dim is not None] == []
+        assert [n for n in ("episodes", "skills", "reasoning_patterns") if specs[n].dim != 384] == []
+        with pytest.raises(vs.InvalidInput, match="has no vectors"):
+            store.collection("agentdb_notes").search([1.0], k=1)
+    code, out = cli_all("migrate", "status", url)
+    assert code == 0
+    assert "agentdb_notes │ no vectors │ int │ 2" in out and "episodes │ 384-d cosine │ int │ 5" in out, out
+
+
+def test_holding_collections_made_with_dim_1_keep_working(tmp_path: Path, url: str) -> None:
+    """A target migrated before collections could be without vectors has its holding, schema,
+    overflow and tracking collections with a placeholder dim=1: migrating into it (and rolling
+    back) works, and they stay as they are."""
+    from vectorstore.migrate.engine import BATCH_FIELDS, RUN_FIELDS, RUNS
+
+    path = tmp_path / "agent.db"
+    awkward_file(path, "main")
+    extra_tables(path)
+    report = run(dry_run(str(path), url))
+    legacy = [c for c in report["plan"]["collections"] if c["dim"] is None]
+    with vs.connect(url) as store:
+        for c in legacy:
+            store.create_collection(c["name"], dim=1, fields=dict(c["fields"]), id_type=c["id_type"])
+        store.create_collection(RUNS, dim=1, fields=RUN_FIELDS, id_type="text")
+        store.create_collection(BATCHES, dim=1, fields=BATCH_FIELDS, id_type="text")
+    result = run(migrate(str(path), url))
+    assert result["status"] == "validated"
+    with vs.connect(url) as store:
+        dims = {s.name: s.dim for s in store.list_collections()}
+        assert {c["name"]: dims[c["name"]] for c in legacy} == {c["name"]: 1 for c in legacy}
+        assert dims[RUNS] == dims[BATCHES] == 1
+        note = store.collection("agentdb_notes").get([10])[0]
+        assert note.vector is None and read_overflow(note.fields["text"]) == "gap before me"
+    code, out = cli_all("migrate", "status", url)
+    assert code == 0 and "agentdb_notes │ 1-d cosine │ int │ 2" in out, out
+    code, out = cli_all("migrate", "rollback", url, "--run", result["id"])
+    assert code == 0, out
+    with vs.connect(url) as store:
+        assert store.collection("agentdb_notes").count() == 0

@@ -259,3 +259,63 @@ def test_batch_parts_validate_each_part_and_name_records_by_their_place() -> Non
     records[4] = {"id": 4, "vector": [1, 0], "fields": {"i": "no"}}
     with pytest.raises(vs.InvalidRecord, match=r"records\[4\] \(id 4\): field 'i'"):
         list(parts)
+
+
+# -- collections without vectors (dim=None) -------------------------------------------------
+
+NO_VECTORS = CollectionSpec(name="notes", dim=None, fields={"n": "int"}, id_type="int")
+
+
+def test_a_spec_without_vectors_round_trips_through_its_dict() -> None:
+    data = NO_VECTORS.to_dict()
+    assert (data["dim"], data["metric"], data["index"]) == (None, None, None)
+    assert CollectionSpec.from_dict(data) == NO_VECTORS
+    assert NO_VECTORS.has_vectors is False and NO_VECTORS.describe_dim() == "no vectors"
+    # Catalogs written before collections could be without vectors: an int dim, metric and index.
+    old = {"name": "agentdb_notes", "dim": 1, "metric": "cosine", "fields": {"text": "json"},
+           "index": {"m": 16, "ef_construction": 64}, "id_type": "int"}
+    spec = CollectionSpec.from_dict(old)
+    assert (spec.dim, spec.has_vectors, spec.describe_dim()) == (1, True, "1-d cosine")
+    assert CollectionSpec.from_dict(spec.to_dict()) == spec
+
+
+@pytest.mark.parametrize("options", [{"metric": "l2"}, {"metric": "inner_product"}, {"index": vs.HNSW(m=8)},
+                                     {"index": vs.HNSW(ef_construction=100)}])
+def test_a_spec_without_vectors_refuses_a_metric_or_index(options: dict[str, object]) -> None:
+    with pytest.raises(vs.InvalidSchema, match=r"'notes' has no vectors \(dim=None\), so it has no metric"):
+        CollectionSpec(name="notes", dim=None, **options)  # type: ignore[arg-type]
+    assert CollectionSpec(name="notes", dim=None, metric="cosine", index=vs.HNSW()).dim is None
+
+
+def test_a_batch_without_vectors_has_no_vector_data() -> None:
+    batch = prepare_batch(NO_VECTORS, [{"id": 1}, {"id": 2, "vector": None, "fields": {"n": 2}},
+                                       vs.Record(3, None, {"n": 3}, {"m": 1})])
+    assert batch.vectors.shape == (3, 0) and batch.vectors.dtype == np.float32
+    assert [batch.has_vector(i) for i in range(3)] == [False, False, False] and not batch.all_vectors
+    assert batch.fields == [{"n": None}, {"n": 2}, {"n": 3}] and batch.metadata[2] == {"m": 1}
+    # The fast path and the precise path (a Record, metadata that needs the precise check) agree.
+    assert prepare_batch(NO_VECTORS, [{"id": 1, "metadata": {"a": [1]}}]).metadata == [{"a": [1]}]
+
+
+def test_a_vector_in_a_collection_without_vectors_is_refused_naming_the_record() -> None:
+    for record in ({"id": 2, "vector": [1.0]}, vs.Record(2, [0.5, 0.5]), {"id": 2, "vector": []}):
+        with pytest.raises(vs.DimensionMismatch, match=r"records\[1\] \(id 2\) vector: collection 'notes' has no "
+                                                       r"vectors \(it was created with dim=None\); leave 'vector' out"):
+            prepare_batch(NO_VECTORS, [{"id": 1}, record])
+
+
+def test_a_dict_record_may_leave_the_vector_out_only_without_vectors() -> None:
+    from vectorstore.records import batch_ids
+
+    assert batch_ids(NO_VECTORS, [{"id": 1}, {"id": np.int64(2)}]) == [1, 2]
+    with pytest.raises(vs.InvalidRecord, match=r"records\[0\] has no 'vector'"):
+        prepare_batch(SPEC, [{"id": "a"}])
+
+
+def test_streamed_parts_without_vectors() -> None:
+    from vectorstore.records import VECTORLESS_PART_ROWS, BatchParts, part_rows
+
+    assert part_rows(None) == VECTORLESS_PART_ROWS == 1024
+    records: list[object] = [{"id": i} for i in range(1025)]
+    parts = list(BatchParts(NO_VECTORS, list(range(1025)), records))
+    assert [len(p) for p in parts] == [1024, 1] and parts[0].vectors.shape == (1024, 0)

@@ -36,6 +36,7 @@ from vectorstore_conformance.suite.recall import RecallConformance
 from vectorstore_conformance.suite.records import RecordConformance
 from vectorstore_conformance.suite.search import SearchConformance
 from vectorstore_conformance.suite.transactions import TransactionConformance
+from vectorstore_conformance.suite.vectorless import VectorlessConformance
 
 
 class ConformanceSuite(
@@ -49,6 +50,7 @@ class ConformanceSuite(
     PersistenceConformance,
     ConcurrencyConformance,
     BulkConformance,
+    VectorlessConformance,
     AgentMemoryConformance,
     MediaConformance,
     RuVectorConformance,

@@ -44,8 +44,10 @@ class Record:
 
     ``id`` may be ``None`` on write: a UUID is generated for text ids, the next id is
     allocated for int ids. ``vector`` may be ``None``: the record is stored, read, filtered
-    and counted, but never a search hit (AgentDB allows rows without an embedding).
-    Records read back carry ``vector`` as a float32 NumPy array, or ``None``.
+    and counted, but never a search hit (AgentDB allows rows without an embedding). In a
+    collection without vectors (``dim=None``) it is always ``None`` (a dict record may leave
+    the ``'vector'`` key out there). Records read back carry ``vector`` as a float32 NumPy
+    array, or ``None``.
     """
 
     id: RecordId | None
@@ -72,7 +74,9 @@ class RecordBatch:
 
     spec: CollectionSpec
     ids: list[RecordId]
-    vectors: Vector  # shape (n, dim), float32, C-contiguous, finite; zeros where ``present`` is False
+    #: shape (n, dim), float32, C-contiguous, finite; zeros where ``present`` is False. A collection
+    #: without vectors (``spec.dim is None``): shape (n, 0), and ``present`` all False.
+    vectors: Vector
     fields: list[dict[str, Any]]  # every declared field present; None means missing
     metadata: list[dict[str, Any]]
     present: npt.NDArray[np.bool_] | None = None  # which records have a vector; None: all of them
@@ -417,7 +421,9 @@ def _encodes(text: str) -> bool:
 # -- batches -------------------------------------------------------------------
 
 
-def _unpack(item: object, index: int) -> tuple[object, object, object, object]:
+def _unpack(item: object, index: int, vectorless: bool = False) -> tuple[object, object, object, object]:
+    """``(id, vector, fields, metadata)`` of a caller's record. A dict record must name its
+    ``'vector'`` (None for none), except in a collection without vectors (``vectorless``)."""
     if isinstance(item, Record):
         return item.id, item.vector, item.fields, item.metadata
     if isinstance(item, Mapping):
@@ -427,10 +433,10 @@ def _unpack(item: object, index: int) -> tuple[object, object, object, object]:
                 f"records[{index}] has unknown keys {sorted(unknown)}; a record dict has the keys "
                 "'id', 'vector', 'fields' and 'metadata'"
             )
-        if "vector" not in item:
+        if "vector" not in item and not vectorless:
             raise InvalidRecord(f"records[{index}] has no 'vector'; pass 'vector': None to store a record "
                                 "without one")
-        return item.get("id"), item["vector"], item.get("fields"), item.get("metadata")
+        return item.get("id"), item.get("vector"), item.get("fields"), item.get("metadata")
     raise InvalidRecord(
         f"records[{index}] is a {type(item).__name__}; pass vectorstore.Record(...) or a dict with "
         "'id', 'vector', 'fields', 'metadata'"
@@ -461,8 +467,9 @@ def prepare_batch(spec: CollectionSpec, records: Iterable[object], *,
     checks = [(name, _FIELD_FAST.get(kind)) for name, kind in spec.fields.items()]
     names = frozenset(spec.fields)
     text_ids = spec.id_type is IdType.TEXT
+    vectorless = spec.dim is None
     for i, item in enumerate(items):
-        record = _fast_record(item, checks, names, text_ids)
+        record = _fast_record(item, checks, names, text_ids, vectorless)
         if record is None:
             record = _precise_record(spec, item, offset + i, allocate)
         rid, vector, rfields, meta, text = record
@@ -474,6 +481,14 @@ def prepare_batch(spec: CollectionSpec, records: Iterable[object], *,
     _check_unique([rid for rid in ids if rid is not None])
     labels = _VectorLabels(ids, offset)
     present = np.array([v is not None for v in raw_vectors], dtype=bool)
+    if spec.dim is None:
+        if present.any():
+            i = int(np.argmax(present))
+            raise DimensionMismatch(
+                f"{labels[i]}: collection {spec.name!r} has no vectors (it was created with dim=None); leave "
+                "'vector' out or pass None, or keep vectors in a collection created with dim=N")
+        return RecordBatch(spec=spec, ids=ids, vectors=np.zeros((len(ids), 0), dtype=np.float32), fields=fields,
+                           metadata=metadata, present=present, metadata_texts=texts)
     if present.all():
         return RecordBatch(spec=spec, ids=ids, vectors=coerce_vectors(raw_vectors, spec.dim, spec.metric, labels),
                            fields=fields, metadata=metadata, metadata_texts=texts)
@@ -494,8 +509,16 @@ def prepare_batch(spec: CollectionSpec, records: Iterable[object], *,
 PART_BYTES = 256 * 1024
 
 
-def part_rows(dim: int) -> int:
-    """Records in one part of a streamed write of ``dim``-dimensional vectors."""
+#: Records in one part of a streamed write to a collection without vectors (fields and metadata
+#: only: taken as ~256 bytes a record).
+VECTORLESS_PART_ROWS = PART_BYTES // 256
+
+
+def part_rows(dim: int | None) -> int:
+    """Records in one part of a streamed write of ``dim``-dimensional vectors (``None``: a
+    collection without vectors)."""
+    if dim is None:
+        return VECTORLESS_PART_ROWS
     return max(16, PART_BYTES // (4 * dim))
 
 
@@ -531,7 +554,7 @@ def batch_ids(spec: CollectionSpec, items: list[object]) -> list[RecordId] | Non
     for i, item in enumerate(items):
         rid = item.get("id") if type(item) is dict else None
         if not _fast_id(rid, text_ids):
-            rid = _unpack(item, i)[0]
+            rid = _unpack(item, i, spec.dim is None)[0]
             if rid is None:
                 return None
             rid = check_id(rid, spec.id_type, f"records[{i}]")
@@ -578,7 +601,7 @@ class _VectorLabels(Sequence[str]):
 
 
 def _precise_record(spec: CollectionSpec, item: object, i: int, allocate: bool) -> _Prepared:
-    rid, vector, rfields, rmeta = _unpack(item, i)
+    rid, vector, rfields, rmeta = _unpack(item, i, spec.dim is None)
     where = f"records[{i}]"
     if rid is None and spec.id_type is IdType.INT:
         if not allocate:
@@ -619,9 +642,9 @@ _STR = frozenset((str,))
 
 
 def _fast_record(item: object, checks: list[tuple[str, Any]], names: frozenset[str],
-                 text_ids: bool) -> _Prepared | None:
+                 text_ids: bool, vectorless: bool = False) -> _Prepared | None:
     """A dict record whose values need no conversion, validated; None sends it to the precise path."""
-    if type(item) is not dict or not item.keys() <= _RECORD_KEYS or "vector" not in item:
+    if type(item) is not dict or not item.keys() <= _RECORD_KEYS or ("vector" not in item and not vectorless):
         return None
     rid = item.get("id")
     if not _fast_id(rid, text_ids):
@@ -639,7 +662,7 @@ def _fast_record(item: object, checks: list[tuple[str, Any]], names: frozenset[s
         rfields[name] = value
     meta = item.get("metadata")
     if meta is None:
-        return rid, item["vector"], rfields, {}, "{}"
+        return rid, item.get("vector"), rfields, {}, "{}"
     if type(meta) is not dict or not _STR.issuperset(map(type, meta)) or not _JSON_SCALARS.issuperset(
             map(type, meta.values())):
         return None
@@ -649,7 +672,7 @@ def _fast_record(item: object, checks: list[tuple[str, Any]], names: frozenset[s
         return None
     if "\\u0000" in text or LONG_DIGITS.search(text) is not None or not _encodes(text):
         return None
-    return rid, item["vector"], rfields, dict(meta), text
+    return rid, item.get("vector"), rfields, dict(meta), text
 
 
 def _coerce_fields(spec: CollectionSpec, raw: object, where: str) -> dict[str, Any]:

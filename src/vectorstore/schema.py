@@ -196,16 +196,27 @@ def _to_id_type(value: object) -> IdType:
 
 
 def _check_dim(_inst: Any, _attr: Any, value: Any) -> None:
+    if value is None:
+        return
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_DIM:
-        raise InvalidSchema(f"dim must be an integer from 1 to {MAX_DIM}, got {value!r}")
+        raise InvalidSchema(f"dim must be an integer from 1 to {MAX_DIM} (or None for a collection without "
+                            f"vectors), got {value!r}")
 
 
 @attrs.frozen(slots=True)
 class CollectionSpec:
-    """The full, validated definition of a collection."""
+    """The full, validated definition of a collection.
+
+    ``dim=None`` defines a collection *without vectors*: its records carry ids, fields and metadata
+    only (a record's ``vector`` is left out or ``None``; a vector is refused), they are read,
+    filtered, counted, paged and deleted as usual, and searching it raises ``InvalidInput``. Backends
+    keep no vector column or index for it. Its ``metric`` and ``index`` mean nothing: the spec holds
+    the defaults (``cosine``, ``HNSW()``), any other value is refused with ``InvalidSchema``, and
+    :meth:`to_dict` writes ``null`` for them (and for ``dim``).
+    """
 
     name: str = attrs.field(converter=check_name)
-    dim: int = attrs.field(validator=_check_dim)
+    dim: int | None = attrs.field(validator=_check_dim)
     metric: Metric = attrs.field(default=Metric.COSINE, converter=_to_metric)
     # Excluded from the hash (a dict is not hashable) but not from equality.
     fields: Mapping[str, FieldType] = attrs.field(factory=dict, converter=_convert_fields, hash=False)
@@ -217,18 +228,36 @@ class CollectionSpec:
         if not isinstance(value, HNSW):
             raise InvalidSchema(f"index must be vectorstore.HNSW(...), got {value!r}")
 
+    def __attrs_post_init__(self) -> None:
+        if self.dim is None and (self.metric is not Metric.COSINE or self.index != HNSW()):
+            raise InvalidSchema(
+                f"collection {self.name!r} has no vectors (dim=None), so it has no metric or vector index; "
+                f"leave metric= and index= out (got metric={self.metric.value!r}, index={self.index!r}), or give "
+                "dim=N to store N-dimensional vectors")
+
+    @property
+    def has_vectors(self) -> bool:
+        """Whether records of this collection carry vectors (``dim`` is not None)."""
+        return self.dim is not None
+
+    def describe_dim(self) -> str:
+        """``"384-d cosine"``, or ``"no vectors"``: the dimension as listings print it."""
+        return "no vectors" if self.dim is None else f"{self.dim}-d {self.metric.value}"
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form, stored in each backend's catalog.
 
         Fields are a list of ``[name, type]`` pairs: their order is the column order, and JSON
-        objects do not keep order everywhere (PostgreSQL ``jsonb`` reorders keys).
+        objects do not keep order everywhere (PostgreSQL ``jsonb`` reorders keys). A collection
+        without vectors has ``null`` dim, metric and index.
         """
+        vectors = self.dim is not None
         return {
             "name": self.name,
             "dim": self.dim,
-            "metric": self.metric.value,
+            "metric": self.metric.value if vectors else None,
             "fields": [[k, v.value] for k, v in self.fields.items()],
-            "index": self.index.to_dict(),
+            "index": self.index.to_dict() if vectors else None,
             "id_type": self.id_type.value,
         }
 
@@ -236,11 +265,12 @@ class CollectionSpec:
     def from_dict(cls, data: Mapping[str, Any]) -> CollectionSpec:
         """Inverse of :meth:`to_dict`; also reads catalogs written with fields as an object."""
         fields = data.get("fields", {})
+        metric = data["metric"]  # null for a collection without vectors
         return cls(
             name=data["name"],
             dim=data["dim"],
-            metric=data["metric"],
+            metric=Metric.COSINE if metric is None else metric,
             fields=dict(fields) if isinstance(fields, list) else fields,
-            index=HNSW(**data.get("index", {})),
+            index=HNSW(**(data.get("index") or {})),
             id_type=data.get("id_type", "text"),
         )

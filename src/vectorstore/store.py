@@ -89,7 +89,7 @@ class AsyncStore:
         self,
         name: str,
         *,
-        dim: int,
+        dim: int | None,
         metric: str = "cosine",
         fields: Mapping[str, str | FieldType] | None = None,
         index: HNSW | None = None,
@@ -97,7 +97,12 @@ class AsyncStore:
         exist_ok: bool = False,
     ) -> AsyncCollection:
         """Create a collection. With ``exist_ok=True`` an identical existing one is returned;
-        a different definition under the same name always raises CollectionExists."""
+        a different definition under the same name always raises CollectionExists.
+
+        ``dim=None`` makes a collection without vectors: records of ids, fields and metadata only,
+        read, filtered, counted, paged and deleted as usual; a record's vector must be left out or
+        None, and :meth:`AsyncCollection.search` raises InvalidInput. It has no metric or index:
+        leave ``metric`` and ``index`` out (InvalidSchema otherwise)."""
         spec = CollectionSpec(name=name, dim=dim, metric=metric, fields=fields or {},
                               index=index or HNSW(), id_type=id_type)
         try:
@@ -358,8 +363,10 @@ class AsyncCollection:
     async def search(self, vector: Sequence[float] | Any, k: int = 10, *, where: object = None,
                      threshold: float | None = None, ef_search: int | None = None,
                      include_vector: bool = False) -> list[Hit]:
-        """The ``k`` nearest records, nearest first (ties by id); ``threshold`` is a minimum similarity."""
-        query = coerce_vector(vector, self.spec.dim, self.spec.metric, "query vector")
+        """The ``k`` nearest records, nearest first (ties by id); ``threshold`` is a minimum similarity.
+        A collection without vectors (``dim=None``) cannot be searched: InvalidInput."""
+        dim = self._searchable_dim("search")
+        query = coerce_vector(vector, dim, self.spec.metric, "query vector")
         hits = await self._search(query[None, :], k, where, threshold, ef_search, include_vector)
         return hits[0]
 
@@ -367,11 +374,20 @@ class AsyncCollection:
                           threshold: float | None = None, ef_search: int | None = None,
                           include_vector: bool = False) -> list[list[Hit]]:
         """:meth:`search` for several query vectors at once; one hit list per query, in order."""
+        dim = self._searchable_dim("search_many")
         if isinstance(vectors, (str, bytes)) or len(vectors) == 0:
             raise InvalidInput("search_many() needs a non-empty list of query vectors")
         labels = [f"query vectors[{i}]" for i in range(len(vectors))]
-        queries = coerce_vectors(vectors, self.spec.dim, self.spec.metric, labels)
+        queries = coerce_vectors(vectors, dim, self.spec.metric, labels)
         return await self._search(queries, k, where, threshold, ef_search, include_vector)
+
+    def _searchable_dim(self, method: str) -> int:
+        """The collection's dimension; InvalidInput for a collection without vectors."""
+        if self.spec.dim is None:
+            raise InvalidInput(
+                f"collection {self.name!r} has no vectors (it was created with dim=None), so {method}() has nothing "
+                "to compare; read its records with scan(where=...), page(), get(ids) or count(where=...) instead")
+        return self.spec.dim
 
     async def _search(self, queries: Any, k: int, where: object, threshold: float | None,
                       ef_search: int | None, include_vector: bool) -> list[list[Hit]]:

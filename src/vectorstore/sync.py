@@ -160,9 +160,10 @@ class Store:
         and in this thread's transaction context. The sync domain classes are built on it."""
         return self._run(coro)
 
-    def create_collection(self, name: str, *, dim: int, metric: str = "cosine",
+    def create_collection(self, name: str, *, dim: int | None, metric: str = "cosine",
                           fields: Mapping[str, str | FieldType] | None = None, index: HNSW | None = None,
                           id_type: str | type = "text", exist_ok: bool = False) -> Collection:
+        """See :meth:`AsyncStore.create_collection`; ``dim=None`` makes a collection without vectors."""
         inner = self._run(self._inner.create_collection(name, dim=dim, metric=metric, fields=fields, index=index,
                                                         id_type=id_type, exist_ok=exist_ok))
         return Collection(inner, self._run)

@@ -5,7 +5,8 @@ source store (typically PostgreSQL) into the destination (typically a new SQLite
 can roll back to SQLite or snapshot production for development. It works for any pair of URLs:
 it only uses the public API.
 
-- **Definitions**: the same spec (dimension, metric, fields in order, index parameters, id type).
+- **Definitions**: the same spec (dimension, metric, fields in order, index parameters, id type); a
+  collection without vectors (``dim=None``) is created without vectors in the destination.
 - **Records**: ids, vectors bit-exact (float32), records without a vector, fields (NULLs included)
   and metadata, read in id order and written in batches inside the destination's
   :meth:`~vectorstore.AsyncCollection.bulk_load` (indexes are built once per collection).
@@ -19,6 +20,10 @@ it only uses the public API.
 - **Refusal**: if the destination already has a collection of one of the source's names, nothing
   is written and :class:`ExportConflict` names them, unless ``overwrite=True`` (``--overwrite``),
   which drops and re-creates them (other collections of the destination are left alone).
+  :func:`export_urls` (``vectorstore export``) also refuses, with :class:`~vectorstore.ConfigError`
+  and before opening either store, a batch size outside 1-100000, a malformed URL, a source URL
+  where there is no store (opening it would create an empty one) and a destination that is the
+  source.
 
 The source is read as it is while the export runs, not from one snapshot: export a store nobody
 writes to, or the validation reports the records that changed meanwhile.
@@ -35,7 +40,8 @@ from typing import Any, Protocol
 import attrs
 import numpy as np
 
-from vectorstore.errors import CollectionExists, ConfigError, VectorStoreError
+from vectorstore.config import resolve
+from vectorstore.errors import CollectionExists, ConfigError, NotSupported, VectorStoreError
 from vectorstore.migrate.checksum import (
     TableChecksum,
     encode_int,
@@ -46,11 +52,13 @@ from vectorstore.migrate.checksum import (
     encode_vector,
     row_digest,
 )
+from vectorstore.migrate.source import source_path
 from vectorstore.records import Record, RecordId
 from vectorstore.schema import CollectionSpec, FieldType, IdType
-from vectorstore.store import AsyncCollection, AsyncStore, open_store
+from vectorstore.store import AsyncCollection, AsyncStore, open_store, store_exists_async
 
 DEFAULT_BATCH = 1000
+MAX_BATCH = 100_000
 
 
 class ExportConflict(CollectionExists):
@@ -163,8 +171,7 @@ async def export_store(source: AsyncStore, destination: AsyncStore, *, overwrite
                        batch_size: int = DEFAULT_BATCH, progress: Progress | None = None) -> ExportReport:
     """Copy every collection of ``source`` into ``destination`` and validate the copy (see the module
     docstring). Raises :class:`ExportConflict` (writing nothing) or :class:`ExportMismatch`."""
-    if not 1 <= batch_size <= 100_000:
-        raise ConfigError(f"batch_size must be from 1 to 100000, got {batch_size}")
+    check_batch_size(batch_size)
     if source.url and source.url == destination.url and source.capabilities.persistent:
         raise ConfigError(f"the source and the destination are the same store ({source.url}); export to another "
                           "URL (for example sqlite:///backup.db)")
@@ -188,9 +195,46 @@ async def export_store(source: AsyncStore, destination: AsyncStore, *, overwrite
                         seconds=time.perf_counter() - started)
 
 
+def check_batch_size(batch_size: object) -> int:
+    """Records per batch: a whole number from 1 to 100000 (ConfigError otherwise)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH:
+        raise ConfigError(f"--batch-size (batch_size) must be a whole number from 1 to {MAX_BATCH:,} (records per "
+                          f"batch), got {batch_size!r}; leave it out for the default {DEFAULT_BATCH}")
+    return batch_size
+
+
+async def _exists(url: str) -> bool | None:
+    """Whether a store is at ``url`` (None: the backend cannot tell); validates the URL (ConfigError,
+    UnknownBackend) without creating anything."""
+    try:
+        return await store_exists_async(url)
+    except NotSupported:
+        return None
+
+
+async def check_urls(source_url: str, destination_url: str) -> None:
+    """The checks :func:`export_urls` makes before opening anything: both URLs are usable, a store is
+    at the source, and the destination is not the source. Raises ConfigError (or UnknownBackend)."""
+    source, destination = resolve(source_url), resolve(destination_url)
+    same = source.url == destination.url or (
+        source.scheme == destination.scheme == "sqlite"
+        and source_path(source.url).resolve() == source_path(destination.url).resolve())
+    if same and source.scheme != "memory":  # (every memory:// URL is a store of its own)
+        raise ConfigError(f"the source and the destination are the same store ({source.url}); export to another "
+                          "URL (for example sqlite:///backup.db)")
+    if await _exists(source_url) is False:
+        raise ConfigError(f"there is no vectorstore store at the source {_redact(source.url)}, so there is nothing to "
+                          "export (nothing was created); check the URL")
+    await _exists(destination_url)  # (a malformed destination URL raises here, before anything is written)
+
+
 async def export_urls(source_url: str, destination_url: str, *, overwrite: bool = False,
                       batch_size: int = DEFAULT_BATCH, progress: Progress | None = None) -> ExportReport:
-    """:func:`export_store` between two URLs (both stores are opened and closed here)."""
+    """:func:`export_store` between two URLs (both stores are opened and closed here). The arguments
+    are checked first (:func:`check_batch_size`, :func:`check_urls`): a bad one raises ConfigError
+    with nothing opened or written."""
+    check_batch_size(batch_size)
+    await check_urls(source_url, destination_url)
     source = await open_store(source_url)
     try:
         destination = await open_store(destination_url)
@@ -344,9 +388,9 @@ async def validate_export(source: AsyncStore, destination: AsyncStore, names: li
 
 
 def run_cli(source_url: str, destination_url: str, *, overwrite: bool, batch_size: int, console: Any) -> int:
-    """``vectorstore export``: 0 when the copy is verified, 1 on a mismatch (other errors propagate)."""
-    from vectorstore.config import resolve
-
+    """``vectorstore export``: 0 when the copy is verified, 1 on a mismatch (other errors propagate:
+    the command exits 2 on a VectorStoreError, with nothing written for a bad argument)."""
+    check_batch_size(batch_size)
     progress: _RichProgress | _PlainProgress
     progress = _RichProgress(console) if console.is_terminal else _PlainProgress(console)
     console.print(f"[bold]vectorstore export[/bold] {_redact(resolve(source_url).url)} → "

@@ -1105,3 +1105,47 @@ def test_index_statements_are_planned_as_hnsw_scans(url: str) -> None:
         await store.aclose()
 
     run(go())
+
+
+@pytest.mark.parametrize("arrays", [False, True], ids=["binary-copy", "copy-rows"])
+def test_collection_without_vectors_has_no_vector_column_or_index(url: str, server_url: str, tracer: Tracer,
+                                                                   arrays: bool) -> None:
+    """dim=None: the table is id, fields, metadata (no vector column), with no HNSW index and null
+    dim, metric and index in the catalog; COPY (NumPy-built binary rows, or psycopg's rows for
+    array fields), the row path, reads, bulk_load (nothing to defer), doctor and a direct backend
+    search (nothing found) all work on it."""
+    schema = schema_of(url)
+    fields = {"n": "int", "t": "text", **({"tags": "text[]"} if arrays else {})}
+
+    async def go() -> None:
+        store, backend = await open_pg(url, copy_threshold=100)
+        col = await store.create_collection("notes", dim=None, fields=fields, id_type="int")
+        rows = [{"id": i, "fields": {"n": i, "t": f"t{i}", **({"tags": [str(i)]} if arrays else {})},
+                 "metadata": {"i": i}} for i in range(1, 1001)]
+        tracer.clear()
+        async with col.bulk_load():
+            await col.insert(rows)
+        assert "CopyInResponse" in tracer.text()
+        await col.upsert(rows[:10])  # the row path (below copy_threshold): replaces
+        got = await col.get([5, 1000])
+        assert [(r.id, r.vector, r.fields["n"], r.metadata) for r in got] == [(5, None, 5, {"i": 5}),
+                                                                             (1000, None, 1000, {"i": 1000})]
+        assert await col.count(where={"n": {"$lte": 10}}) == 10
+        assert [r.id for r in await col.page(after=998, limit=5)] == [999, 1000]
+        query = np.ones((1, 3), dtype=np.float32)
+        assert await backend.search(col.spec, query, 5, parse_filter(None, col.spec), None, None, False) == [[]]
+        assert not [c for c in await store.doctor() if c.name == "index notes"]
+        await store.aclose()
+
+    run(go())
+    with psycopg.connect(server_url) as conn:
+        columns = [r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = 'vs_c_notes' "
+            "ORDER BY ordinal_position", [schema])]
+        assert columns == ["id", "n", "t", *(["tags"] if arrays else []), "metadata"]
+        indexes = [r[0] for r in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = 'vs_c_notes'", [schema])]
+        assert "vs_i_notes" not in indexes and "vs_c_notes_pkey" in indexes
+        spec, pending = conn.execute(sql.SQL("SELECT spec, index_pending_since FROM {} WHERE name = 'notes'").format(
+            sql.Identifier(schema, migrations.CATALOG_TABLE))).fetchone()
+        assert (spec["dim"], spec["metric"], spec["index"], pending) == (None, None, None, None)

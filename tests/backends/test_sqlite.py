@@ -764,3 +764,31 @@ def test_sqlite_bulk_load_keeps_the_vec0_mirror_and_last_id_only_reads(db: Path)
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_sqlite_collection_without_vectors_is_the_row_table_alone(store: vs.Store, db: Path) -> None:
+    """dim=None: a table of id, fields and metadata, with no _norm / _vector columns, no vec0 mirror,
+    no code table or generation row, no index on _norm or covering index, no triggers; the catalog
+    holds null dim, metric and index. Records and filters work on it, in bulk too, and searching the
+    backend directly finds nothing."""
+    col = store.create_collection("notes", dim=None, fields={"n": "int", "t": "text"}, id_type="int")
+    col.upsert([{"id": i, "fields": {"n": i, "t": f"t{i}"}, "metadata": {"i": i}} for i in range(1, 12_001)])
+    assert col.count(where={"n": {"$gt": 12_000 - 5}}) == 5
+    assert col.get([7])[0] == vs.Record(7, None, {"n": 7, "t": "t7"}, {"i": 7})
+    conn = raw(db)
+    try:
+        assert list(_columns(conn, "notes")) == ["_key", "id", "n", "t", "_metadata"]
+        objects = conn.execute("SELECT type, name FROM sqlite_schema WHERE tbl_name = 'notes' OR name LIKE "
+                               "'notes\\_\\_%' ESCAPE '\\' ORDER BY name").fetchall()
+        # (SQLite's own indexes of the table's PRIMARY KEY / UNIQUE constraints only.)
+        assert [(kind, name) for kind, name in objects if not name.startswith("sqlite_autoindex")] == [
+            ("table", "notes")]
+        assert conn.execute("SELECT count(*) FROM vs_generations WHERE name = 'notes'").fetchone() == (0,)
+        (spec,) = conn.execute("SELECT spec FROM vs_collections WHERE name = 'notes'").fetchone()
+        assert {k: v for k, v in json.loads(spec).items() if k in ("dim", "metric", "index")} == {
+            "dim": None, "metric": None, "index": None}
+    finally:
+        conn.close()
+    backend = backend_of(store)
+    query = np.ones((1, 1), dtype=np.float32)
+    assert store.run(backend.search(col.spec, query, 5, parse_filter(None, col.spec), None, None, False)) == [[]]

@@ -6,6 +6,10 @@ evaluated by :func:`vectorstore.filters.matches`. A transaction takes an asyncio
 lock (so transactions are serialisable) and snapshots the state to restore on
 rollback; savepoints nest the same way. While a transaction is open, reads from
 outside it see the snapshot: its writes are invisible until it commits.
+
+A collection without vectors (``dim=None``) keeps no vector: every row's ``vector`` is None
+(the core refuses a vector for it), and a search of it finds nothing (the core refuses the
+search first).
 """
 
 from __future__ import annotations

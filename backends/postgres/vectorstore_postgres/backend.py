@@ -21,6 +21,9 @@ Design, in short:
 - **Writes.** Small batches: a pipelined ``executemany``. Large batches: ``COPY``
   (binary for pgvector, text for ruvector) into a temporary staging table, then one
   ``INSERT ... SELECT ... ON CONFLICT``. Either way one transaction: all or nothing.
+- **Collections without vectors** (``dim=None``): a table with no vector column and no HNSW
+  index (see :mod:`vectorstore_postgres.queries`); every read and write path leaves the vector
+  out, bulk loads have nothing to defer, and a search finds nothing (the core refuses it first).
 """
 
 from __future__ import annotations
@@ -386,9 +389,11 @@ class PostgresBackend:
     # -- writes ----------------------------------------------------------------
 
     def _row(self, spec: CollectionSpec, batch: RecordBatch, i: int) -> list[Any]:
-        # None (NULL, also in COPY) for a record without a vector.
-        vector = self.dialect.encode(batch.vectors[i], spec.dim) if batch.has_vector(i) else None
-        row: list[Any] = [batch.ids[i], vector]
+        """One row of :attr:`CollectionSQL.columns`: no vector column without vectors; None (NULL,
+        also in COPY) for a record without a vector."""
+        row: list[Any] = [batch.ids[i]]
+        if spec.dim is not None:
+            row.append(self.dialect.encode(batch.vectors[i], spec.dim) if batch.has_vector(i) else None)
         fields = batch.fields[i]
         for name, kind in spec.fields.items():
             value = fields.get(name)
@@ -693,7 +698,8 @@ class PostgresBackend:
             if kind is FieldType.TIMESTAMP and value is not None:
                 value = value.astimezone(dt.UTC)
             fields[name] = value
-        vector = None if row[1] is None else self.dialect.decode(row[1], spec.dim)
+        # (A collection without vectors selects NULL in the vector's place.)
+        vector = None if row[1] is None or spec.dim is None else self.dialect.decode(row[1], spec.dim)
         return row[0], vector, fields, row[-1]
 
     async def get(self, spec: CollectionSpec, ids: Sequence[RecordId]) -> list[Record]:
@@ -732,6 +738,8 @@ class PostgresBackend:
 
     async def search(self, spec: CollectionSpec, queries: Vector, k: int, where: Filter,
                      max_distance: float | None, ef_search: int | None, include_vector: bool) -> list[list[Hit]]:
+        if spec.dim is None:  # (the core refuses it first) no record of it is ever a hit
+            return [[] for _ in range(len(queries))]
         q = self._q(spec)
         limits = (k + RERANK_MARGIN, k + 1)
         vectors = list(queries)  # (the rows of the matrix, taken once)
@@ -851,6 +859,7 @@ class PostgresBackend:
     def _params(self, q: CollectionSQL, query: Vector, fparams: list[Any], uses_index: bool,
                 gated: bool) -> list[Any]:
         # (In the index branch the distance in the select list takes the vector first.)
+        assert q.spec.dim is not None, "a collection without vectors is never searched"
         vec = self.dialect.encode(query, q.spec.dim)
         if uses_index and gated:
             gate = self.settings.exact_search_below
@@ -1050,7 +1059,7 @@ class PostgresBackend:
         checks.append(Check("schema", True, f"tables live in schema {self.settings.schema!r}; "
                                             f"{len(specs)} collection(s)"))
         for spec in specs:
-            if not self.dialect.can_index(spec.metric, spec.dim):
+            if spec.dim is not None and not self.dialect.can_index(spec.metric, spec.dim):
                 checks.append(Check(f"index {spec.name}", None,
                                     f"collection {spec.name!r} ({spec.dim} dimensions, {spec.metric.value}) has no "
                                     f"HNSW index under {self.dialect.name}: searches are exact sequential scans",
@@ -1148,7 +1157,7 @@ def interrupted_message(pending: PendingIndex) -> tuple[str, str]:
 def _graph_bytes(spec: CollectionSpec, rows: int) -> int:
     """Rough size of pgvector's in-memory HNSW graph: each element holds its vector and
     about 2*m neighbour entries on layer 0 (plus slack for upper layers and headers)."""
-    return rows * (4 * spec.dim + 2 * spec.index.m * 12 + 256)
+    return rows * (4 * (spec.dim or 0) + 2 * spec.index.m * 12 + 256)
 
 
 class _Duplicates(Exception):

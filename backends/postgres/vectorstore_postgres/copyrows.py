@@ -96,11 +96,11 @@ def _vectors(vectors: npt.NDArray[np.float32], present: npt.NDArray[np.bool_] | 
 
 
 def encode(batches: Iterable[RecordBatch], part_rows: int | None = None) -> Iterator[bytes]:
-    """Binary COPY data for the columns ``id, vector, fields..., metadata`` of every row of
-    ``batches`` (one spec, which :func:`can_encode`): the signature, then ``part_rows`` rows
-    at a time (default: :func:`vectorstore.records.part_rows`, ~256 kB of vectors), then the
-    trailer. A batch is taken from ``batches`` only when its first part is due (a streamed
-    write validates it then)."""
+    """Binary COPY data for the columns ``id, vector, fields..., metadata`` (``id, fields...,
+    metadata`` for a collection without vectors) of every row of ``batches`` (one spec, which
+    :func:`can_encode`): the signature, then ``part_rows`` rows at a time (default:
+    :func:`vectorstore.records.part_rows`, ~256 kB of vectors), then the trailer. A batch is
+    taken from ``batches`` only when its first part is due (a streamed write validates it then)."""
     yield SIGNATURE
     for batch in batches:
         texts = batch.metadata_json()
@@ -114,13 +114,15 @@ def _rows(batch: RecordBatch, texts: list[str], start: int, stop: int) -> bytes:
     spec = batch.spec
     n = stop - start
     ids = batch.ids[start:stop]
-    ncols = 3 + len(spec.fields)
+    ncols = (3 if spec.has_vectors else 2) + len(spec.fields)
     columns: list[Column] = [np.frombuffer(struct.pack(">h", ncols) * n, dtype=np.uint8).reshape(n, 2)]
     if spec.id_type is IdType.INT:
         columns.append(_fixed(np.array(ids, dtype=">i8")))
     else:
         columns.append(_variable([str(rid).encode("utf-8") for rid in ids]))
-    columns.append(_vectors(batch.vectors[start:stop], None if batch.present is None else batch.present[start:stop]))
+    if spec.has_vectors:
+        columns.append(_vectors(batch.vectors[start:stop],
+                                None if batch.present is None else batch.present[start:stop]))
     fields = batch.fields[start:stop]
     for name, kind in spec.fields.items():
         columns.append(_field(kind, [f.get(name) for f in fields]))

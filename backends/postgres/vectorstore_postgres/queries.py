@@ -6,6 +6,10 @@ always parameters. Every statement text carries a short hash of the collection's
 definition: prepared statements are keyed by text, so dropping a collection and
 re-creating it with other column types can never reuse a stale prepared plan
 ("cached plan must not change result type").
+
+A collection without vectors (``dim=None``) has no vector column (and no HNSW index): its
+table is ``id, fields..., metadata``; reads select ``NULL`` in the vector's place, so every
+read row keeps the layout ``id, vector, fields..., metadata``.
 """
 
 from __future__ import annotations
@@ -181,15 +185,22 @@ class CollectionSQL:
         return lambda row: dict(zip(names, row[4:end], strict=False))  # (the slice has len(names) items)
 
     @property
+    def has_vectors(self) -> bool:
+        """Whether the table has a vector column (not for a collection without vectors)."""
+        return self.spec.dim is not None
+
+    @property
     def columns(self) -> list[str]:
-        return [ID_COLUMN, VECTOR_COLUMN, *self.spec.fields, METADATA_COLUMN]
+        """The table's columns, in the order writes send them."""
+        return [ID_COLUMN, *([VECTOR_COLUMN] if self.has_vectors else []), *self.spec.fields, METADATA_COLUMN]
 
     def _cols(self) -> sql.Composable:
         return sql.SQL(", ").join(sql.Identifier(c) for c in self.columns)
 
     def _select_list(self) -> sql.Composable:
-        items: list[sql.Composable] = [sql.Identifier(ID_COLUMN),
-                                       self.dialect.select_vector(sql.Identifier(VECTOR_COLUMN))]
+        vector = (self.dialect.select_vector(sql.Identifier(VECTOR_COLUMN)) if self.has_vectors
+                  else sql.SQL("NULL AS {}").format(sql.Identifier(VECTOR_COLUMN)))
+        items: list[sql.Composable] = [sql.Identifier(ID_COLUMN), vector]
         items += [sql.Identifier(f) for f in self.spec.fields]
         items.append(sql.Identifier(METADATA_COLUMN))
         return sql.SQL(", ").join(items)
@@ -205,11 +216,10 @@ class CollectionSQL:
 
     def create_table(self) -> str:
         id_type = "bigint" if self.spec.id_type is IdType.INT else 'text COLLATE "C"'
-        cols: list[sql.Composable] = [
-            sql.SQL("{} {} PRIMARY KEY").format(sql.Identifier(ID_COLUMN), sql.SQL(id_type)),
+        cols: list[sql.Composable] = [sql.SQL("{} {} PRIMARY KEY").format(sql.Identifier(ID_COLUMN), sql.SQL(id_type))]
+        if self.spec.dim is not None:
             # NULL for a record without a vector (HNSW indexes skip NULLs; searches exclude them).
-            sql.SQL("{} {}").format(sql.Identifier(VECTOR_COLUMN), self.dialect.column_type(self.spec.dim)),
-        ]
+            cols.append(sql.SQL("{} {}").format(sql.Identifier(VECTOR_COLUMN), self.dialect.column_type(self.spec.dim)))
         cols += [sql.SQL("{} {}").format(sql.Identifier(f), sql.SQL(FIELD_TYPES[k]))
                  for f, k in self.spec.fields.items()]
         cols.append(sql.SQL("{} jsonb NOT NULL DEFAULT '{{}}'").format(sql.Identifier(METADATA_COLUMN)))
@@ -221,7 +231,8 @@ class CollectionSQL:
 
     @property
     def has_index(self) -> bool:
-        return self.dialect.can_index(self.spec.metric, self.spec.dim)
+        """Whether the collection has an HNSW index (never without vectors)."""
+        return self.spec.dim is not None and self.dialect.can_index(self.spec.metric, self.spec.dim)
 
     def create_index(self, *, if_not_exists: bool = False) -> str | None:
         if not self.has_index:
@@ -284,7 +295,7 @@ class CollectionSQL:
     # -- writes ----------------------------------------------------------------
 
     def _value_placeholders(self) -> sql.Composable:
-        marks = ["%s", self.dialect.vector_param()]
+        marks = ["%s", *([self.dialect.vector_param()] if self.has_vectors else [])]
         for kind in self.spec.fields.values():
             marks.append("%s::bigint[]" if kind is FieldType.INT_ARRAY
                          else "%s::text[]" if kind is FieldType.TEXT_ARRAY else "%s")
@@ -334,7 +345,8 @@ class CollectionSQL:
 
     def copy_types(self, vector_type: str) -> list[str]:
         id_type = "int8" if self.spec.id_type is IdType.INT else "text"
-        return [id_type, vector_type, *(COPY_TYPES[k] for k in self.spec.fields.values()), "jsonb"]
+        vector = [vector_type] if self.has_vectors else []
+        return [id_type, *vector, *(COPY_TYPES[k] for k in self.spec.fields.values()), "jsonb"]
 
     def merge_stage(self, stage: str, *, replace: bool) -> str:
         conflict = self._on_conflict_update() if replace else sql.SQL(
@@ -396,6 +408,7 @@ class CollectionSQL:
     def _search_list(self, vector: bool, distance: sql.Composable) -> sql.Composable:
         """``id, vector (or NULL), distance AS vs_distance, fields..., metadata``."""
         vec = sql.Identifier(VECTOR_COLUMN)
+        assert self.spec.dim is not None, "a collection without vectors is never searched"
         items: list[sql.Composable] = [
             sql.Identifier(ID_COLUMN),
             self.dialect.select_vector(vec) if vector

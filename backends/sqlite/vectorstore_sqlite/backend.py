@@ -367,7 +367,7 @@ class SqliteBackend:
                             "ORDER BY _key LIMIT 10000", [after]):
                         keys = [row[0] for row in rows]
                         matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32).reshape(
-                            len(rows), spec.dim)
+                            len(rows), -1)  # (rows of the spec's dim: only collections with vectors have codes)
                         await writer.executemany(quantized.insert_codes_sql(name),
                                                  quantized.code_rows(spec.metric, gen, keys, matrix))
                         after = keys[-1]
@@ -564,8 +564,9 @@ class SqliteBackend:
     # -- catalog -----------------------------------------------------------
 
     def _codec(self, spec: CollectionSpec) -> RowCodec:
-        # Specs hold a dict (unhashable); the codec depends only on these parts.
-        key = (spec.name, spec.id_type, tuple(spec.fields.items()))
+        # Specs hold a dict (unhashable); the codec depends only on these parts (and on whether the
+        # table has vector columns, and their dimension: a name dropped may come back with others).
+        key = (spec.name, spec.id_type, tuple(spec.fields.items()), spec.dim)
         codec = self._codecs.get(key)
         if codec is None:
             codec = self._codecs[key] = RowCodec(spec)
@@ -641,6 +642,9 @@ class SqliteBackend:
 
     async def _write_rows(self, w: _Conn, spec: CollectionSpec, batch: RecordBatch, sql: str) -> None:
         codec = self._codec(spec)
+        if not spec.has_vectors:  # the row table alone (no vector columns, mirror or codes)
+            await w.executemany(sql, codec.encode(batch.ids, batch.fields, [], [], batch.metadata_json()))
+            return
         blobs: list[bytes | None] = [row.tobytes() for row in batch.vectors]
         norms: list[float | None] = batch.norms().tolist()
         if not batch.all_vectors:
@@ -695,13 +699,16 @@ class SqliteBackend:
             await self._write_rows(w, spec, batch, self._codec(spec).insert_sql)
 
     def _records(self, codec: RowCodec, rows: list[Any]) -> list[Record]:
-        """Rows of ``(select_cols..., _vector)``; ``_vector`` is NULL for a record without one."""
+        """Rows of ``(select_cols..., vector_col)``; the vector is NULL for a record without one (and
+        always in a collection without vectors)."""
         if not rows:
             return []
         n = len(codec.names)
         blobs = [row[-1] for row in rows if row[-1] is not None]
-        matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), codec.spec.dim).copy()
-        vectors = iter(matrix)
+        vectors: Iterator[Vector] = iter(())
+        if blobs:
+            matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1).copy()
+            vectors = iter(matrix)
         return [Record(id=row[0], vector=None if row[-1] is None else next(vectors),
                        fields=codec.decode_fields(row[1:1 + n]), metadata=json.loads(row[1 + n])) for row in rows]
 
@@ -709,7 +716,7 @@ class SqliteBackend:
         codec = self._codec(spec)
         async with self._read(spec.name) as r:
             rows = await r.fetchall(
-                f"SELECT {codec.select_cols}, _vector FROM {q(spec.name)} "
+                f"SELECT {codec.select_cols}, {codec.vector_col} FROM {q(spec.name)} "
                 "WHERE id IN (SELECT value FROM json_each(?))", [_json_ids(ids)])
         by_id = {rec.id: rec for rec in self._records(codec, rows)}
         return [by_id[rid] for rid in ids if rid in by_id]
@@ -733,6 +740,8 @@ class SqliteBackend:
 
     async def search(self, spec: CollectionSpec, queries: Vector, k: int, where: Filter,
                      max_distance: float | None, ef_search: int | None, include_vector: bool) -> list[list[Hit]]:
+        if not spec.has_vectors:  # (the core refuses it first) no record of it is ever a hit
+            return [[] for _ in range(len(queries))]
         sql, params = compile_filter(where, spec, DIALECT)
         filtered = not isinstance(where, MatchAll)
         # Quantized codes serve cosine / l2 searches outside transactions (inside one, the writer
@@ -800,7 +809,7 @@ class SqliteBackend:
             cond, params = f"id > ? AND {cond}", [after, *params]
         async with self._read(spec.name) as r:
             rows = await r.fetchall(
-                f"SELECT {codec.select_cols}, _vector FROM {q(spec.name)} WHERE {cond} ORDER BY id LIMIT ?",
+                f"SELECT {codec.select_cols}, {codec.vector_col} FROM {q(spec.name)} WHERE {cond} ORDER BY id LIMIT ?",
                 [*params, limit])
         return self._records(codec, rows)
 

@@ -126,7 +126,7 @@ def sign_bits(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
     # Signs do not change with a positive scale: each vector is brought to a largest component of
     # 1 first, so the transform's sums cannot overflow float32 (vectors near 3.4e38 are legal).
     peak = np.abs(x).max(axis=1, keepdims=True)
-    x = x / np.where(peak > 0, peak, 1.0).astype(np.float32)
+    x = (x / np.where(peak > 0, peak, np.float32(1.0))).astype(np.float32)
     bits: npt.NDArray[np.uint8] = np.packbits(rotation(x.shape[1])(x) > 0, axis=1, bitorder="little")
     return bits
 
@@ -243,6 +243,7 @@ async def refresh(conn: Conn, spec: CollectionSpec, codes: Codes | None) -> Code
     found = await conn.fetchall(f'SELECT gen, epoch, complete FROM "{GENERATIONS}" WHERE name = ?', [spec.name])
     if not found:
         return None
+    assert spec.dim is not None  # (only collections with vectors have codes)
     gen, epoch, complete = int(found[0][0]), str(found[0][1]), bool(found[0][2])
     if codes is None or codes.dim != spec.dim or codes.epoch != epoch:
         codes = Codes(spec.dim, epoch=epoch)  # first use, or the collection was dropped and re-created
@@ -425,7 +426,7 @@ async def rerank(conn: Conn, spec: CollectionSpec, codec: RowCodec, keys: npt.ND
         [json.dumps(keys.tolist()), *where_params])
     if not rows:
         return []
-    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), spec.dim)
+    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
     dist = exact_distances(spec.metric, matrix, query)
     order = sorted(range(len(rows)), key=lambda i: (dist[i], rows[i][2]))
     nfields = len(codec.names)

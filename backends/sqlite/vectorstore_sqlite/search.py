@@ -174,6 +174,7 @@ class ExactSearch:
                                                                          npt.NDArray[np.float64]]:
         """Indices into the final candidates of the hits, in hit order."""
         metric, dim = self.spec.metric, self.spec.dim
+        assert dim is not None, "a collection without vectors is never searched"
         query_norm = float(np.linalg.norm(query.astype(np.float64)))
         blob = np.ascontiguousarray(query, dtype=np.float32).tobytes()
         if not trusted(metric, query_norm, min_norm, max_norm):
@@ -244,6 +245,7 @@ class ExactSearch:
         self.passes["exhaustive"] += 1
         rows = await self.conn.fetchall(
             f"SELECT _key, id, _vector, 0.0 FROM {self.table} WHERE {self.where_sql}", self.where_params)
+        assert self.spec.dim is not None, "a collection without vectors is never searched"
         return _candidates(rows, self.spec.dim)
 
     async def _hits(self, order: list[int], cands: _Candidates, dist: npt.NDArray[np.float64],

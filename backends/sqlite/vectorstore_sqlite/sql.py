@@ -8,6 +8,10 @@ metadata); the vec0 table is only an index for unfiltered KNN.
 A record without a vector has NULL ``_vector`` and ``_norm`` and no row in the
 vec0 table (the triggers keep it that way when a vector is added or removed).
 
+A collection without vectors (``dim=None``) is the row table alone, without the ``_norm`` and
+``_vector`` columns: no vec0 table, no code table, no index on ``_norm``, no triggers. Reads
+select ``NULL`` in the vector's place (:attr:`RowCodec.vector_col`).
+
 Internal columns start with ``_`` and field names cannot (they start with a
 letter), and ``id``/``vector``/``metadata`` are reserved field names, so field
 columns never collide with internal ones.
@@ -126,7 +130,7 @@ VEC0_MAX_DIM = 8192
 def has_vec_index(spec: CollectionSpec) -> bool:
     """Whether the collection has a vec0 mirror: vec0 has cosine and l2 but no inner-product
     metric, and at most VEC0_MAX_DIM dimensions. Without one, every search scans the row table."""
-    return spec.metric in (Metric.COSINE, Metric.L2) and spec.dim <= VEC0_MAX_DIM
+    return spec.dim is not None and spec.metric in (Metric.COSINE, Metric.L2) and spec.dim <= VEC0_MAX_DIM
 
 
 def _table_statement(table: str, spec: CollectionSpec) -> str:
@@ -136,17 +140,19 @@ def _table_statement(table: str, spec: CollectionSpec) -> str:
         f"id {id_col} NOT NULL UNIQUE",
         # Small typed columns before the blob so filters read them without following overflow pages.
         *(f"{q(name)} {_COLUMN_TYPES[kind]}" for name, kind in spec.fields.items()),
-        # Both NULL for a record without a vector.
-        "_norm REAL",
-        "_vector BLOB",
+        # Both NULL for a record without a vector; neither in a collection without vectors.
+        *(["_norm REAL", "_vector BLOB"] if spec.has_vectors else []),
         "_metadata TEXT NOT NULL",
-        "CHECK ((_vector IS NULL) = (_norm IS NULL))",
+        *(["CHECK ((_vector IS NULL) = (_norm IS NULL))"] if spec.has_vectors else []),
     ]
     return f"CREATE TABLE {q(table)} ({', '.join(cols)})"
 
 
 def _table_companions(spec: CollectionSpec, codes: bool = True) -> list[str]:
-    """The row table's indexes and, with a vec0 mirror, the triggers that keep the mirror in step."""
+    """The row table's indexes and, with a vec0 mirror, the triggers that keep the mirror in step.
+    A collection without vectors has none."""
+    if not spec.has_vectors:
+        return []
     t = q(spec.name)
     # min/max norm in O(log n): the search's error bounds and range checks need them. The
     # covering index leads with _norm and serves them where it exists (a second index on _norm
@@ -195,7 +201,7 @@ def rebuild_statements(spec: CollectionSpec, *, codes: bool = True) -> list[str]
     """
     check_name(spec.name)
     staging = "vs_rebuild"  # the vs_ prefix is vectorstore's: no collection or user table has it
-    cols = ", ".join(["_key", "id", *map(q, spec.fields), "_norm", "_vector", "_metadata"])
+    cols = ", ".join(["_key", "id", *map(q, spec.fields), *vector_columns(spec), "_metadata"])
     return [
         _table_statement(staging, spec),
         f"INSERT INTO {q(staging)} ({cols}) SELECT {cols} FROM {q(spec.name)} ORDER BY _key",
@@ -203,6 +209,11 @@ def rebuild_statements(spec: CollectionSpec, *, codes: bool = True) -> list[str]
         f"ALTER TABLE {q(staging)} RENAME TO {q(spec.name)}",
         *_table_companions(spec, codes),
     ]
+
+
+def vector_columns(spec: CollectionSpec) -> list[str]:
+    """The row table's vector columns: ``_norm, _vector``, or none for a collection without vectors."""
+    return ["_norm", "_vector"] if spec.has_vectors else []
 
 
 def codes_table(spec_name: str) -> str:
@@ -350,15 +361,25 @@ class RowCodec:
         field_cols = "".join(f"{q(n)}, " for n in self.names)
         #: The columns a read selects, in the order :meth:`decode` expects.
         self.select_cols = f"id, {field_cols}_metadata"
-        cols = f"id, {field_cols}_norm, _vector, _metadata"
-        marks = ", ".join(["?"] * (len(self.names) + 4))
-        updates = ", ".join(f"{c} = excluded.{c}" for c in [*map(q, self.names), "_norm", "_vector", "_metadata"])
+        #: What a read selects after :attr:`select_cols` for the vector: NULL without vector columns.
+        self.vector_col = "_vector" if spec.has_vectors else "NULL"
+        #: Whether rows carry ``_norm, _vector`` (see :meth:`encode`).
+        self.has_vectors = spec.has_vectors
+        vector_cols = vector_columns(spec)
+        cols = ", ".join(["id", *map(q, self.names), *vector_cols, "_metadata"])
+        marks = ", ".join(["?"] * (len(self.names) + 2 + len(vector_cols)))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in [*map(q, self.names), *vector_cols, "_metadata"])
         self.insert_sql = f"INSERT INTO {t} ({cols}) VALUES ({marks})"
         self.upsert_sql = f"{self.insert_sql} ON CONFLICT (id) DO UPDATE SET {updates}"
 
     def encode(self, ids: list[Any], fields: list[dict[str, Any]], norms: list[float | None],
                blobs: list[bytes | None], metadata: list[str]) -> list[tuple[Any, ...]]:
+        """Rows for :attr:`insert_sql` / :attr:`upsert_sql` (``norms`` and ``blobs`` are not
+        written to a collection without vectors)."""
         out = self._out
+        if not self.has_vectors:
+            return [(rid, *[None if (v := f[name]) is None else conv(v) for name, conv in out], meta)
+                    for rid, f, meta in zip(ids, fields, metadata, strict=True)]
         return [
             (rid, *[None if (v := f[name]) is None else conv(v) for name, conv in out], norm, blob, meta)
             for rid, f, norm, blob, meta in zip(ids, fields, norms, blobs, metadata, strict=True)

@@ -376,7 +376,9 @@ class AsyncContentSearch:
 
     @property
     def dim(self) -> int:
-        return self._col.spec.dim if self._col is not None else self.table.dim
+        dim = self._col.spec.dim if self._col is not None else self.table.dim
+        assert dim is not None  # (the media collections always hold vectors)
+        return dim
 
     async def collection(self) -> AsyncCollection:
         """The ``content_vectors`` collection (created on first use)."""

@@ -247,7 +247,9 @@ class AsyncUserPreferences:
 
     @property
     def dim(self) -> int:
-        return self._col.spec.dim if self._col is not None else self.table.dim
+        dim = self._col.spec.dim if self._col is not None else self.table.dim
+        assert dim is not None  # (the media collections always hold vectors)
+        return dim
 
     async def collection(self) -> AsyncCollection:
         """The ``user_preferences`` collection (created on first use)."""

@@ -21,8 +21,8 @@ from .engine import (
     store_checksums,
     validate,
 )
-from .sources import SourceError, open_source
+from .sources import BadArgument, IncompatibleTarget, SourceError, open_source
 
-__all__ = ["BATCHES", "RUNS", "Interrupted", "MigrationError", "SourceError", "dry_run", "migrate", "open_source",
-           "read_overflow", "rollback", "rollback_url", "status", "status_url", "store_checksums",
-           "validate"]
+__all__ = ["BATCHES", "RUNS", "BadArgument", "IncompatibleTarget", "Interrupted", "MigrationError", "SourceError",
+           "dry_run", "migrate", "open_source", "read_overflow", "rollback", "rollback_url", "status", "status_url",
+           "store_checksums", "validate"]

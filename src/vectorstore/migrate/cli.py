@@ -2,11 +2,11 @@
 
     vectorstore migrate SOURCE TARGET_URL [--dry-run] [--batch-size 1000] [--resume]
                         [--on-duplicate skip|fail] [--dim N] [--json]
-    vectorstore migrate rollback TARGET_URL --run ID
-    vectorstore migrate status TARGET_URL
+    vectorstore migrate rollback TARGET_URL --run ID [--json]
+    vectorstore migrate status TARGET_URL [--json]
 
-Exit status: 0 done, 1 the run failed (and was rolled back) or a rollback failed, 2 bad arguments
-or configuration, 3 interrupted (continue with ``--resume``).
+Exit status: see :data:`EXIT_STATUS` (printed by ``vectorstore migrate --help``; docs/migration.md
+says the same).
 """
 
 from __future__ import annotations
@@ -24,13 +24,53 @@ from rich.table import Table
 
 from vectorstore.errors import VectorStoreError
 
-from .engine import Interrupted, MigrationError, dry_run, migrate, rollback_url, status_url
+from .engine import (
+    Interrupted,
+    MigrationError,
+    check_batch_size,
+    check_dim,
+    check_on_duplicate,
+    check_run_id,
+    check_target_url,
+    dry_run,
+    migrate,
+    rollback_url,
+    status_and_collections_url,
+)
 from .progress import PlainProgress, Progress, RichProgress
-from .sources import SourceError
+from .sources import BadArgument
 
-USAGE = ("vectorstore migrate SOURCE TARGET_URL [--dry-run] [--batch-size N] [--resume] [--on-duplicate skip|fail]\n"
-         "       vectorstore migrate rollback TARGET_URL --run ID\n"
-         "       vectorstore migrate status TARGET_URL")
+USAGE = ("vectorstore migrate SOURCE TARGET_URL [--dry-run] [--batch-size N] [--resume] [--on-duplicate skip|fail] "
+         "[--dim N] [--json]\n"
+         "       vectorstore migrate rollback TARGET_URL --run ID [--json]\n"
+         "       vectorstore migrate status TARGET_URL [--json]")
+
+#: The exit statuses, exactly as run() returns them (also in docs/migration.md).
+EXIT_STATUS = """exit status:
+  0  done: the run was validated; the dry run's report was printed (its target part says if the
+     target could not be reached); the rollback finished; the status was listed
+  1  a run failed and was rolled back (a checksum mismatch, --on-duplicate fail meeting an
+     existing id, any other error while copying or validating), or was refused with nothing
+     written: an unfinished run of this source exists (continue it with --resume, or roll it
+     back), or the source changed since its interrupted run
+  2  bad arguments or configuration, with nothing written: a wrong number of words; --batch-size
+     outside 1-100000, --dim outside 1-16000, --on-duplicate other than skip/fail, a --run that
+     is not a run id or names no run of the target; an option the form does not take (--run
+     without rollback; --dry-run, --batch-size, --resume, --on-duplicate or --dim with rollback or
+     status); --dim with a vectorstore store as the source; a SOURCE that is missing or is
+     neither an AgentDB file nor a vectorstore store; a TARGET_URL that is malformed, names an
+     uninstalled backend, is the source itself, cannot be opened, or (status, rollback) holds no
+     store; a target collection that cannot take the data
+  3  interrupted part-way (a lost connection, Ctrl-C while copying): continue with --resume"""
+
+#: Options each form takes (besides --json, which all take), by their argparse destinations.
+_FORM_OPTIONS = {
+    "migrate": {"dry_run", "batch_size", "resume", "on_duplicate", "dim"},
+    "rollback": {"run_id"},
+    "status": set(),
+}
+_FLAGS = {"dry_run": "--dry-run", "batch_size": "--batch-size", "resume": "--resume",
+          "on_duplicate": "--on-duplicate", "dim": "--dim", "run_id": "--run"}
 
 
 def add_parser(sub: Any) -> None:
@@ -38,17 +78,53 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("migrate", usage=USAGE, help="migrate an AgentDB file or a vectorstore SQLite store into a "
                                                     "store (also: migrate rollback, migrate status)",
                        description="Copy an AgentDB file (either schema variant) or a vectorstore SQLite store into "
-                                   "TARGET_URL, losslessly, validated by checksums; resumable and reversible.")
+                                   "TARGET_URL, losslessly, validated by checksums; resumable and reversible.",
+                       epilog=EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("words", nargs="+", metavar="SOURCE TARGET_URL | rollback TARGET_URL | status TARGET_URL")
+    # Defaults of None (False for flags): an option given to a form that does not take it is refused.
     p.add_argument("--dry-run", action="store_true", help="report what would happen and every problem; write nothing")
-    p.add_argument("--batch-size", type=int, default=1000, help="rows per batch and transaction (default 1000)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="rows per batch and transaction, 1-100000 (default 1000)")
     p.add_argument("--resume", action="store_true", help="continue this source's interrupted run")
-    p.add_argument("--on-duplicate", choices=("skip", "fail"), default="skip",
+    p.add_argument("--on-duplicate", choices=("skip", "fail"), default=None,
                    help="an id the target already has: skip it with a warning (default) or stop and roll back")
     p.add_argument("--dim", type=int, default=None,
-                   help="embedding dimension (default: detected from the file, else AGENTDB_VECTOR_DIM, else 384)")
+                   help="embedding dimension of an AgentDB file, 1-16000 (default: detected from the file, else "
+                        "AGENTDB_VECTOR_DIM, else 384)")
     p.add_argument("--run", dest="run_id", help="the run to roll back (migrate rollback)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _form(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """The form (migrate, rollback, status) and its words; BadArgument for anything it cannot take."""
+    words: list[str] = list(args.words)
+    form = words[0] if words[0] in ("rollback", "status") else "migrate"
+    expected = "SOURCE TARGET_URL" if form == "migrate" else "TARGET_URL"
+    operands = words if form == "migrate" else words[1:]
+    if len(operands) != len(expected.split()):
+        raise BadArgument(f"`vectorstore migrate{'' if form == 'migrate' else ' ' + form}` takes {expected}, got "
+                          f"{len(operands)} word(s): {' '.join(operands) or '(none)'}. Usage: {USAGE}")
+    # (Identity, not equality: --batch-size 0 is given, and 0 == False.)
+    given = [dest for dest in _FLAGS if getattr(args, dest) is not None and getattr(args, dest) is not False]
+    refused = [_FLAGS[dest] for dest in given if dest not in _FORM_OPTIONS[form]]
+    if refused:
+        takes = ", ".join(_FLAGS[d] for d in _FLAGS if d in _FORM_OPTIONS[form]) or "only --json"
+        raise BadArgument(f"{', '.join(refused)}: not an option of `vectorstore migrate"
+                          f"{'' if form == 'migrate' else ' ' + form}` (it takes {takes}); leave "
+                          f"{'it' if len(refused) == 1 else 'them'} out. Usage: {USAGE}")
+    if form == "migrate":
+        check_batch_size(1000 if args.batch_size is None else args.batch_size)
+        check_dim(args.dim)
+        check_on_duplicate(args.on_duplicate or "skip")
+        check_target_url(operands[1], operands[0])
+    else:
+        if form == "rollback":
+            if args.run_id is None:
+                raise BadArgument("`vectorstore migrate rollback TARGET_URL` needs --run ID, the run to undo; "
+                                  "`vectorstore migrate status TARGET_URL` lists the runs")
+            check_run_id(args.run_id)
+        check_target_url(operands[0])
+    return form, operands
 
 
 def _time(value: Any) -> str:
@@ -73,8 +149,8 @@ def _print_dry_run(report: dict[str, Any], console: Console) -> None:
     for col in ("collection", "from", "dim", "ids", "fields"):
         plan.add_column(col)
     for c in report["plan"]["collections"]:
-        plan.add_row(c["name"], str(c.get("source", "")), str(c["dim"]), c["id_type"],
-                     ", ".join(f"{n}:{k}" for n, k in c["fields"]))
+        plan.add_row(c["name"], str(c.get("source", "")), "no vectors" if c["dim"] is None else str(c["dim"]),
+                     c["id_type"], ", ".join(f"{n}:{k}" for n, k in c["fields"]))
     console.print(plan)
     console.print(f"indexes: {report['plan']['indexes']}")
     for s in report["plan"]["sequences"]:
@@ -140,35 +216,40 @@ def _print_status(runs: list[dict[str, Any]], console: Console) -> None:
             console.print(f"    error: {r['error']}", markup=False, highlight=False, soft_wrap=True)
 
 
+def _print_collections(found: list[dict[str, Any]], console: Console) -> None:
+    if not found:
+        return
+    table = Table(title="collections in the target")
+    for col in ("collection", "vectors", "ids", "records"):
+        table.add_column(col)
+    for c in found:
+        table.add_row(c["name"], c["vectors"], c["id_type"], str(c["records"]))
+    console.print(table)
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
-    words: list[str] = list(args.words)
+    """Run one ``vectorstore migrate`` form; returns the exit status (see :data:`EXIT_STATUS`)."""
     out = Console(width=160) if args.json else console
     try:
-        if words[0] == "status":
-            if len(words) != 2:
-                console.print(f"usage: {USAGE}")
-                return 2
-            runs = asyncio.run(status_url(words[1]))
+        form, words = _form(args)
+        if form == "status":
+            runs, found = asyncio.run(status_and_collections_url(words[0]))
             if args.json:
                 print(json.dumps(runs, indent=2, default=str))
             else:
                 _print_status(runs, out)
+                _print_collections(found, out)
             return 0
-        if words[0] == "rollback":
-            if len(words) != 2 or not args.run_id:
-                console.print(f"usage: {USAGE}")
-                return 2
+        if form == "rollback":
             progress = PlainProgress(sys.stderr if args.json else sys.stdout)
-            result = asyncio.run(rollback_url(words[1], args.run_id, progress))
+            result = asyncio.run(rollback_url(words[0], args.run_id, progress))
             if args.json:
                 print(json.dumps(result, indent=2, default=str))
             return 0
-        if len(words) != 2:
-            console.print(f"usage: {USAGE}")
-            return 2
         source, target = words
+        batch_size = 1000 if args.batch_size is None else args.batch_size
         if args.dry_run:
-            report = asyncio.run(dry_run(source, target, batch_size=args.batch_size, dim=args.dim))
+            report = asyncio.run(dry_run(source, target, batch_size=batch_size, dim=args.dim))
             if args.json:
                 print(json.dumps(report, indent=2, default=str))
             else:
@@ -178,8 +259,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         bar: Progress = (PlainProgress(sys.stderr) if args.json else
                          RichProgress(console) if console.is_terminal else PlainProgress())
         try:
-            result = asyncio.run(migrate(source, target, batch_size=args.batch_size, resume=args.resume,
-                                         on_duplicate=args.on_duplicate, dim=args.dim, progress=bar))
+            result = asyncio.run(migrate(source, target, batch_size=batch_size, resume=args.resume,
+                                         on_duplicate=args.on_duplicate or "skip", dim=args.dim, progress=bar))
         finally:
             bar.close()
         if args.json:
@@ -188,14 +269,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
             _print_run(result, out)
         return 0
     except Interrupted as exc:
-        console.print(f"[yellow]interrupted[/yellow]: {exc}")
+        console.print(f"[yellow]interrupted[/yellow]: {escape(str(exc))}")
         return 3
     except MigrationError as exc:
-        console.print(f"[red]failed[/red]: {exc}")
+        console.print(f"[red]failed[/red]: {escape(str(exc))}")
         return 1
-    except (SourceError, FileNotFoundError) as exc:
-        console.print(f"[red]error[/red]: {escape(str(exc))}")
-        return 2
-    except VectorStoreError as exc:
+    except (VectorStoreError, FileNotFoundError) as exc:  # BadArgument, ConfigError, unreachable target, ...
         console.print(f"[red]error[/red]: {escape(str(exc))}")
         return 2

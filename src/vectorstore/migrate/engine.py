@@ -17,20 +17,25 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from vectorstore import registry
+from vectorstore.config import resolve
 from vectorstore.errors import BackendUnavailable, CollectionNotFound, NotSupported, VectorStoreError
 from vectorstore.records import Record
+from vectorstore.schema import MAX_DIM
 from vectorstore.store import AsyncCollection, AsyncStore, open_store, store_exists_async
 
 from . import agentdb, checksum
 from .agentdb import OVERFLOW, Converted, TablePlan, expand, rows_in
 from .progress import NullProgress, Progress
-from .sources import Source, open_source
+from .source import source_path
+from .sources import BadArgument, Source, open_source
 
 RUNS = "vsmigrate_runs"
 BATCHES = "vsmigrate_batches"
@@ -53,6 +58,68 @@ class MigrationError(VectorStoreError):
 
 class Interrupted(MigrationError):
     """The run stopped part-way (lost connection, killed, injected failure); ``--resume`` continues it."""
+
+
+# -- arguments -----------------------------------------------------------------------------
+
+MAX_BATCH_SIZE = 100_000
+ON_DUPLICATE = ("skip", "fail")
+#: What :func:`new_run_id` makes: start time to the millisecond, and 6 random hex digits.
+RUN_ID = re.compile(r"[0-9]{8}T[0-9]{9}-[0-9a-f]{6}")
+
+
+def _integer(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def check_batch_size(value: object) -> int:
+    """``--batch-size``: rows per batch and transaction, 1 to 100000 (else BadArgument)."""
+    number = _integer(value)
+    if number is None or not 1 <= number <= MAX_BATCH_SIZE:
+        raise BadArgument(f"--batch-size must be a whole number from 1 to {MAX_BATCH_SIZE:,} (rows per batch and "
+                          f"transaction), got {value!r}; leave it out for the default 1000")
+    return number
+
+
+def check_dim(value: object) -> int | None:
+    """``--dim``: the embedding dimension, 1 to 16000, or None (detected)."""
+    if value is None:
+        return None
+    number = _integer(value)
+    if number is None or not 1 <= number <= MAX_DIM:
+        raise BadArgument(f"--dim must be a whole number from 1 to {MAX_DIM} (the embeddings' dimension), got "
+                          f"{value!r}; leave it out to detect it from the file's embeddings")
+    return number
+
+
+def check_on_duplicate(value: object) -> str:
+    if value not in ON_DUPLICATE:
+        raise BadArgument(f"--on-duplicate must be 'skip' (keep the target's record) or 'fail' (stop and roll "
+                          f"back), got {value!r}")
+    return str(value)
+
+
+def check_run_id(value: object) -> str:
+    """``--run``: a run id as :func:`new_run_id` makes them (``vectorstore migrate status`` lists them)."""
+    if not isinstance(value, str) or not RUN_ID.fullmatch(value):
+        raise BadArgument(f"--run {value!r} is not a run id; run ids look like 20251009T120000123-a1b2c3: "
+                          "`vectorstore migrate status TARGET` lists the runs of a store")
+    return value
+
+
+def check_target_url(url: object, source: str | None = None) -> str:
+    """A target URL a backend takes (scheme installed, options valid), and not the source itself.
+    Nothing is opened or created."""
+    if not isinstance(url, str):
+        raise BadArgument(f"TARGET_URL must be a store URL, got {url!r}")
+    config = resolve(url)  # ConfigError: no scheme
+    registry.backend_for_scheme(config.scheme).bind(config)  # UnknownBackend, ConfigError: bad options
+    if source is not None and config.scheme == "sqlite":
+        target = source_path(url)
+        if target.exists() and target.resolve() == source_path(source).resolve():
+            raise BadArgument(f"the target {url!r} is the source file itself; the source is never written: "
+                              "migrate into another store")
+    return url
 
 
 def _now() -> int:
@@ -89,8 +156,10 @@ class Tracking:
         except CollectionNotFound:
             if not create:
                 return None
-            runs = await store.create_collection(RUNS, dim=1, fields=RUN_FIELDS, id_type="text", exist_ok=True)
-            batches = await store.create_collection(BATCHES, dim=1, fields=BATCH_FIELDS, id_type="text",
+            # Without vectors. (Stores migrated before collections could be without vectors have them
+            # with a placeholder dim=1: opened as they are above.)
+            runs = await store.create_collection(RUNS, dim=None, fields=RUN_FIELDS, id_type="text", exist_ok=True)
+            batches = await store.create_collection(BATCHES, dim=None, fields=BATCH_FIELDS, id_type="text",
                                                     exist_ok=True)
         return cls(store, runs, batches)
 
@@ -142,7 +211,12 @@ async def target_exists(url: str) -> bool:
 
 
 async def dry_run(source: str, target_url: str, *, batch_size: int = 1000, dim: int | None = None) -> dict[str, Any]:
-    """Everything the run would do and every problem it would hit; writes nothing anywhere."""
+    """Everything the run would do and every problem it would hit; writes nothing anywhere.
+    Bad arguments raise :class:`~vectorstore.migrate.sources.BadArgument` (or ConfigError /
+    UnknownBackend for the target URL) before anything is read."""
+    batch_size = check_batch_size(batch_size)
+    dim = check_dim(dim)
+    check_target_url(target_url, source)
     src = await open_source(source, dim)
     try:
         report = _describe(src)
@@ -193,7 +267,7 @@ async def _probe_target(src: Source, url: str) -> dict[str, Any]:
     info: dict[str, Any] = {"url": redact(url)}
     try:
         exists = await target_exists(url)
-    except Exception as exc:
+    except (BackendUnavailable, OSError) as exc:  # (a malformed URL raises: a bad argument)
         return info | {"error": f"cannot reach the target: {exc}"}
     info["exists"] = exists
     if not exists:
@@ -245,13 +319,17 @@ async def migrate(source: str, target_url: str, *, batch_size: int = 1000, resum
                   corrupt: Callable[[Converted], None] | None = None) -> dict[str, Any]:
     """Copy ``source`` into ``target_url``, validate, and return the run's record.
 
+    Bad arguments (and a target collection that cannot take the data) raise
+    :class:`~vectorstore.migrate.sources.BadArgument` before anything is written; a failed run
+    raises :class:`MigrationError` after rolling back, an interrupted one :class:`Interrupted`.
+
     ``fail_after_batches`` (tests) stops the run as a lost connection would, after that many
     batches; ``corrupt`` (tests) may alter each batch before it is written.
     """
-    if on_duplicate not in ("skip", "fail"):
-        raise MigrationError(f"--on-duplicate must be skip or fail, got {on_duplicate!r}")
-    if not 1 <= batch_size <= 100_000:
-        raise MigrationError(f"--batch-size must be from 1 to 100000, got {batch_size}")
+    on_duplicate = check_on_duplicate(on_duplicate)
+    batch_size = check_batch_size(batch_size)
+    dim = check_dim(dim)
+    check_target_url(target_url, source)
     progress = progress or NullProgress()
     src = await open_source(source, dim)
     try:
@@ -268,6 +346,7 @@ async def migrate(source: str, target_url: str, *, batch_size: int = 1000, resum
 async def _run(src: Source, store: AsyncStore, *, batch_size: int, resume: bool, on_duplicate: str,
                progress: Progress, fail_after_batches: int | None,
                corrupt: Callable[[Converted], None] | None) -> dict[str, Any]:
+    await src.check_target(store)  # before anything is written
     tracking = await Tracking.open(store)
     assert tracking is not None
     runs = await tracking.all_runs()
@@ -548,11 +627,12 @@ async def rollback(store: AsyncStore, run_id: str, *, progress: Progress | None 
     Collections the run created are dropped when they end up empty. Id sequences are not moved back
     (ids are never reused, as with AUTOINCREMENT)."""
     progress = progress or NullProgress()
+    run_id = check_run_id(run_id)
     tracking = await Tracking.open(store, create=False)
     run = await tracking.get_run(run_id) if tracking is not None else None
     if tracking is None or run is None:
-        raise MigrationError(f"no migration run {run_id!r} in this store; `vectorstore migrate status TARGET` "
-                             "lists the runs")
+        raise BadArgument(f"--run {run_id}: no migration run of that id in this store; nothing was changed. "
+                          "`vectorstore migrate status TARGET` lists the runs")
     removed: dict[str, int] = {}
     for entry in await tracking.ledger(run_id):
         name = entry.fields["collection"]
@@ -614,8 +694,21 @@ async def status(store: AsyncStore) -> list[dict[str, Any]]:
     return [] if tracking is None else await tracking.all_runs()
 
 
+async def open_existing(url: str) -> AsyncStore:
+    """Open the store at ``url``, which must exist: BadArgument if there is none (opening a store
+    creates it, and status and rollback never write to a store that is not there)."""
+    check_target_url(url)
+    if not await target_exists(url):
+        raise BadArgument(f"there is no vectorstore store at {redact(url)}; check TARGET_URL (status and rollback "
+                          "read the store a migration wrote into, and create none)")
+    return await open_store(url)
+
+
 async def rollback_url(url: str, run_id: str, progress: Progress | None = None) -> dict[str, Any]:
-    store = await open_store(url)
+    """:func:`rollback` of run ``run_id`` in the store at ``url`` (BadArgument if there is no store
+    there, or no such run)."""
+    run_id = check_run_id(run_id)
+    store = await open_existing(url)
     try:
         return await rollback(store, run_id, progress=progress)
     finally:
@@ -623,9 +716,31 @@ async def rollback_url(url: str, run_id: str, progress: Progress | None = None) 
 
 
 async def status_url(url: str) -> list[dict[str, Any]]:
-    store = await open_store(url)
+    """The migration runs of the store at ``url``, oldest first (BadArgument if there is no store)."""
+    store = await open_existing(url)
     try:
         return await status(store)
+    finally:
+        await store.aclose()
+
+
+async def collections(store: AsyncStore) -> list[dict[str, Any]]:
+    """Every collection of ``store``: name, ``dim`` and ``metric`` (both None for a collection
+    without vectors), id type, record count, and ``vectors`` as listings print it ("384-d cosine",
+    "no vectors"). ``vectorstore migrate status`` prints them after the runs."""
+    out = []
+    for spec in await store.list_collections():
+        col = await store.collection(spec.name)
+        out.append({"name": spec.name, "dim": spec.dim, "metric": spec.to_dict()["metric"],
+                    "id_type": spec.id_type.value, "records": await col.count(), "vectors": spec.describe_dim()})
+    return out
+
+
+async def status_and_collections_url(url: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """:func:`status` and :func:`collections` of the store at ``url`` (BadArgument if there is none)."""
+    store = await open_existing(url)
+    try:
+        return await status(store), await collections(store)
     finally:
         await store.aclose()
 
@@ -645,5 +760,6 @@ def read_overflow(value: Any) -> Any:
     return v
 
 
-__all__ = ["MigrationError", "Interrupted", "dry_run", "migrate", "rollback", "rollback_url", "status", "status_url",
-           "validate", "read_overflow", "Path", "agentdb"]
+__all__ = ["BadArgument", "MigrationError", "Interrupted", "dry_run", "migrate", "rollback", "rollback_url", "status",
+           "status_url", "collections", "status_and_collections_url", "open_existing", "validate", "read_overflow",
+           "Path", "agentdb"]

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from vectorstore.errors import CollectionNotFound
+from vectorstore.errors import CollectionNotFound, InvalidInput
 from vectorstore.memory import schema as memory_schema
 from vectorstore.records import Record
 from vectorstore.schema import CollectionSpec, IdType
@@ -28,8 +28,19 @@ from .source import SourceDB, sha256_file, source_path
 TRACKING_PREFIX = "vsmigrate_"
 
 
-class SourceError(Exception):
+class BadArgument(InvalidInput):
+    """An argument of ``vectorstore migrate`` (or of :func:`~vectorstore.migrate.migrate`,
+    :func:`~vectorstore.migrate.dry_run`, :func:`~vectorstore.migrate.rollback`, ...) is not usable;
+    raised before anything is written. The command line exits with status 2."""
+
+
+class SourceError(BadArgument):
     """The SOURCE argument is not something the migration can read."""
+
+
+class IncompatibleTarget(BadArgument):
+    """The target already has a collection, named like one the migration needs, that cannot take
+    the data (other fields, id type or dimension); raised before anything is written."""
 
 
 class Source:
@@ -67,6 +78,17 @@ class Source:
         """Create the collections this source needs; return the names created now."""
         raise NotImplementedError
 
+    async def check_target(self, store: AsyncStore) -> None:
+        """Raise :class:`IncompatibleTarget` if a collection of the target cannot take this source's
+        data (run before anything is written)."""
+        for data in self.collection_specs():
+            spec = CollectionSpec.from_dict(data)
+            try:
+                existing = await store.collection(spec.name)
+            except CollectionNotFound:
+                continue
+            _check_compatible(existing.spec, spec, data.get("embedded", True))
+
     async def next_batch(self, plan: TablePlan, after: Any, limit: int) -> Converted | None:
         raise NotImplementedError
 
@@ -89,6 +111,21 @@ class Source:
         raise NotImplementedError
 
 
+def _check_compatible(existing: CollectionSpec, needed: CollectionSpec, vectors: bool = True) -> None:
+    """An existing collection takes the data when it has every needed field (more are fine), the
+    id type and, if the data has vectors, their dimension and metric. Data without vectors fits
+    any dimension: holding collections made with the placeholder ``dim=1`` before collections
+    could be without vectors keep working."""
+    missing = {k: v for k, v in needed.fields.items() if existing.fields.get(k) is not v}
+    if missing or existing.id_type is not needed.id_type or (
+            vectors and needed.dim is not None
+            and (existing.dim != needed.dim or existing.metric is not needed.metric)):
+        raise IncompatibleTarget(
+            f"the target already has a collection {needed.name!r} that cannot take this data "
+            f"(it is {existing.to_dict()}, needed {needed.to_dict()}); nothing was written. Drop or rename it, "
+            "or migrate into another store")
+
+
 async def _create(store: AsyncStore, spec: CollectionSpec, created: list[str]) -> AsyncCollection:
     try:
         existing = await store.collection(spec.name)
@@ -98,15 +135,7 @@ async def _create(store: AsyncStore, spec: CollectionSpec, created: list[str]) -
                                             exist_ok=True)
         created.append(spec.name)
         return col
-    missing = {k: v for k, v in spec.fields.items() if existing.spec.fields.get(k) is not v}
-    if missing or existing.spec.id_type is not spec.id_type or (
-            spec.dim > 1 and (existing.spec.dim != spec.dim or existing.spec.metric is not spec.metric)):
-        from .engine import MigrationError
-
-        raise MigrationError(
-            f"the target already has a collection {spec.name!r} that cannot take this data "
-            f"(it is {existing.spec.to_dict()}, needed {spec.to_dict()}); drop or rename it, or migrate into "
-            "another store")
+    _check_compatible(existing.spec, spec)
     return existing
 
 
@@ -130,20 +159,23 @@ class AgentDBFile(Source):
         return self.src.plans
 
     def collection_specs(self) -> list[dict[str, Any]]:
+        # Holding, schema and overflow collections have no vectors (dim=None). "embedded": whether
+        # the collection's records carry vectors (the memory's skill_links and causal_edges do not).
         specs: list[dict[str, Any]] = []
         for name, mc in memory_schema.COLLECTIONS.items():
             spec = mc.spec(self.src.dim).to_dict()
             spec["source"] = name if any(p.table == name for p in self.src.plans) else "(none: created empty)"
+            spec["embedded"] = mc.embedded
             specs.append(spec)
         for plan in self.src.plans:
             if plan.role == "holding":
-                spec = CollectionSpec(name=plan.collection or "", dim=1, fields=self.src.collection_fields(plan),
+                spec = CollectionSpec(name=plan.collection or "", dim=None, fields=self.src.collection_fields(plan),
                                       id_type="int").to_dict()
                 spec["source"] = plan.table
                 specs.append(spec)
-        specs.append(CollectionSpec(name=agentdb.SCHEMA, dim=1, fields=agentdb.SCHEMA_FIELDS, id_type="int").to_dict()
-                     | {"source": "sqlite_master"})
-        specs.append(CollectionSpec(name=agentdb.OVERFLOW, dim=1, fields=agentdb.OVERFLOW_FIELDS,
+        specs.append(CollectionSpec(name=agentdb.SCHEMA, dim=None, fields=agentdb.SCHEMA_FIELDS,
+                                    id_type="int").to_dict() | {"source": "sqlite_master"})
+        specs.append(CollectionSpec(name=agentdb.OVERFLOW, dim=None, fields=agentdb.OVERFLOW_FIELDS,
                                     id_type="text").to_dict() | {"source": "values that do not fit their field"})
         return specs
 
@@ -299,6 +331,9 @@ async def open_source(source: str, dim: int | None = None) -> Source:
         raise SourceError(f"source {source!r} is not an SQLite database ({exc})") from None
     if kind == "vectorstore":
         db.close()
+        if dim is not None:
+            raise SourceError(f"--dim {dim}: the source {source!r} is a vectorstore store, whose collections keep "
+                              "their own dimensions; --dim applies to AgentDB files only. Leave it out")
         vs = VectorStoreFile(path)
         await vs.open()
         return vs
