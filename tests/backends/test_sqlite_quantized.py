@@ -353,3 +353,14 @@ def test_stage_one_widens_until_no_true_neighbour_is_left_out(name: str) -> None
         truth = np.argsort(exact_distances(metric, x, q), kind="stable")[:10]
         missed += len(set(truth.tolist()) - set(keys.tolist()))
     assert missed <= 2, f"{missed} of {10 * len(queries)} true neighbours left out of the shortlist"
+
+
+def test_a_query_rotated_alone_gets_the_bits_it_would_get_in_a_batch() -> None:
+    """Stored codes are rotated in batches (a BLAS product) and queries one at a time (einsum in
+    the calling thread): the sign bits agree, so a record's own vector is at Hamming distance 0."""
+    rng = np.random.default_rng(8)
+    for dim in (16, 384, 768):
+        x = rng.normal(size=(200, dim)).astype(np.float32)
+        together = sign_bits(x)
+        alone = np.concatenate([sign_bits(x[i:i + 1]) for i in range(len(x))])
+        assert np.array_equal(together, alone), dim

@@ -79,15 +79,23 @@ class Rotation:
     outputs are kept. Sign bits of the outputs behave like SimHash's random hyperplanes whatever
     the data's coordinates look like (otherwise a few coordinates dominating every vector would
     decide most bits). Built from integer arithmetic and PCG64's raw stream, which NumPy keeps
-    stable across versions and platforms: the codes persist in files that other machines read."""
+    stable across versions and platforms: the codes persist in files that other machines read.
+
+    The transform is applied as a ``dim x dim`` matrix (the transform of the identity): a BLAS
+    product for batches (~8x faster than the transform's passes in NumPy), ``einsum`` in the
+    calling thread for a few vectors (a query; see :func:`_estimate` on BLAS's spinning threads).
+    Float rounding may differ between the two in the last bit, which flips only the sign of
+    projections within rounding of zero: bits that carry no information either way."""
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
         self.width = 1 << max(8, (dim - 1).bit_length())
         raw = np.random.PCG64([ROTATION_SEED, dim]).random_raw(3 * self.width)
         self.signs = np.where(raw & np.uint64(1), 1.0, -1.0).astype(np.float32).reshape(3, self.width)
+        matrix = self._transform(np.eye(dim, dtype=np.float32))
+        self.matrix: npt.NDArray[np.float32] = (matrix / np.linalg.norm(matrix, axis=0)).astype(np.float32)
 
-    def __call__(self, vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    def _transform(self, vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         x = np.zeros((len(vectors), self.width), dtype=np.float32)
         x[:, : self.dim] = vectors
         for signs in self.signs:
@@ -95,6 +103,16 @@ class Rotation:
             _hadamard(x)
         out: npt.NDArray[np.float32] = x[:, : self.dim]
         return out
+
+    def __call__(self, vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        x = np.asarray(vectors, dtype=np.float32)
+        out: npt.NDArray[np.float32] = (x @ self.matrix if len(x) >= BLAS_ROWS
+                                        else np.einsum("ij,jk->ik", x, self.matrix))
+        return out
+
+
+#: Batches of at least this many vectors are rotated with a BLAS product.
+BLAS_ROWS = 64
 
 
 def _hadamard(x: npt.NDArray[np.float32]) -> None:
@@ -140,11 +158,12 @@ def encode(metric: Metric, vectors: npt.NDArray[np.float32]) -> tuple[npt.NDArra
         norms = np.linalg.norm(x, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         x = x / norms
-    bits = sign_bits(x)
     peak = np.abs(x).max(axis=1)
     scale = (peak / 127.0).astype(np.float32)
     safe = np.where(scale > 0, scale, 1.0).astype(np.float32)
-    i8 = np.clip(np.rint(x / safe[:, None]), -127, 127).astype(np.int8)
+    scaled = x / safe[:, None]  # within +-127: the int8 code before rounding, and safe to rotate
+    bits: npt.NDArray[np.uint8] = np.packbits(rotation(x.shape[1])(scaled) > 0, axis=1, bitorder="little")
+    i8 = np.clip(np.rint(scaled), -127, 127).astype(np.int8)
     return bits, i8, scale
 
 
