@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
+import vectorstore as vs
 from vectorstore.filters import parse_filter
 from vectorstore.schema import CollectionSpec, FieldType
 from vectorstore.sqlfilter import compile_filter
@@ -52,3 +54,21 @@ def test_every_comparison_is_two_valued() -> None:
     assert "IS NOT NULL" in sql
     sql, _ = compile_filter(parse_filter({"year": {"$nin": [3]}}, SPEC), SPEC, Dialect())
     assert "IS NULL OR" in sql
+
+
+@pytest.mark.parametrize(("tree", "says"), [
+    (vs.MetaComparison(("a\x00",), vs.Op.EQ, 1), "NUL"),
+    (vs.MetaComparison(("a\ud800",), vs.Op.EQ, 1), "lone surrogate"),
+    (vs.MetaComparison("abc", vs.Op.EQ, 1), "tuple of 1 to 8 keys"),  # type: ignore[arg-type]
+    (vs.MetaComparison((), vs.Op.EQ, 1), "tuple of 1 to 8 keys"),
+    (vs.MetaComparison(("",), vs.Op.EQ, 1), "non-empty strings"),
+    (vs.MetaComparison((7,), vs.Op.EQ, 1), "non-empty strings"),  # type: ignore[arg-type]
+    (vs.MetaComparison(("k",), "$regex", 1), "unknown operator '$regex'"),  # type: ignore[arg-type]
+    (vs.Comparison("n", "$regex", 1), "unknown operator '$regex'"),  # type: ignore[arg-type]
+])
+def test_typed_trees_are_checked_like_dict_filters(tree: Any, says: str) -> None:
+    """A typed tree with a path key no stored key can hold, or an unknown operator, raises
+    InvalidFilter naming the problem (it raised ValueError, or reached the driver)."""
+    spec = CollectionSpec(name="c", dim=2, fields={"n": "int"})
+    with pytest.raises(vs.InvalidFilter, match=re.escape(says)):
+        parse_filter(tree, spec)

@@ -236,7 +236,32 @@ def _meta_value(value: object, path: str) -> Any:
     raise InvalidFilter(f"{path}: metadata filters compare JSON scalars (str, int, float, bool), got {value!r}")
 
 
+#: Keys of a metadata path built as a typed tree: any text a JSON object key can hold, but NUL
+#: (which PostgreSQL's jsonb refuses) and lone surrogates (not text), at most this long.
+MAX_META_KEY = 256
+
+
+def _check_meta_path(meta: object, path: str) -> tuple[str, ...]:
+    if isinstance(meta, str) or not isinstance(meta, (tuple, list)) or not 1 <= len(meta) <= 8:
+        raise InvalidFilter(f"{path}: a metadata path is a tuple of 1 to 8 keys, such as ('flags', 'hd'); "
+                            f"got {meta!r}")
+    for key in meta:
+        if not isinstance(key, str) or not 1 <= len(key) <= MAX_META_KEY:
+            raise InvalidFilter(f"{path}: metadata path keys are non-empty strings of at most {MAX_META_KEY} "
+                                f"characters; got {key!r}")
+        if "\x00" in key:
+            raise InvalidFilter(f"{path}: the metadata path key {key!r} holds a NUL character, which no stored "
+                                "metadata key can hold; remove it")
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidFilter(f"{path}: the metadata path key {key!r} is not valid text (a lone surrogate); "
+                                "pass a proper string") from None
+    return tuple(meta)
+
+
 def make_meta_comparison(meta: tuple[str, ...], op: Op, operand: object, path: str) -> MetaComparison:
+    meta = _check_meta_path(meta, path)
     if op is Op.EXISTS:
         if not isinstance(operand, bool):
             raise InvalidFilter(f"{path} takes true or false, got {operand!r}")
@@ -306,19 +331,26 @@ def _value(name: str, kind: FieldType, value: object, path: str) -> Any:
         raise InvalidFilter(str(exc)) from None
 
 
+def _op(op: object, path: str) -> Op:
+    try:
+        return Op(op)
+    except ValueError:
+        raise InvalidFilter(f"{path}: unknown operator {op!r}; use one of {', '.join(o.value for o in Op)}") from None
+
+
 def _revalidate(node: Filter, spec: CollectionSpec) -> Filter:
     """A typed tree built by the caller is checked like a dict filter."""
     if isinstance(node, MatchAll):
         return node
     if isinstance(node, MetaComparison):
         operand: object = list(node.value) if isinstance(node.value, tuple) else node.value
-        return make_meta_comparison(tuple(node.path), Op(node.op), operand, "where.metadata")
+        return make_meta_comparison(node.path, _op(node.op, "where.metadata"), operand, "where.metadata")
     if isinstance(node, Comparison):
         kind = _field_type(node.field, spec, "where")
         operand = node.value
         if node.op in (Op.IN, Op.NIN, Op.BETWEEN, *ARRAY_OPS) and isinstance(operand, tuple):
             operand = list(operand)
-        return make_comparison(node.field, kind, Op(node.op), operand, f"where.{node.field}")
+        return make_comparison(node.field, kind, _op(node.op, f"where.{node.field}"), operand, f"where.{node.field}")
     if isinstance(node, Not):
         return Not(_revalidate(node.child, spec))
     if not node.children:

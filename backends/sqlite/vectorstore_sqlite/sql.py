@@ -24,6 +24,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import attrs
+
 from vectorstore.filters import MetaComparison, Op
 from vectorstore.records import dump_json
 from vectorstore.schema import CollectionSpec, FieldType, IdType, Metric, check_name
@@ -400,9 +402,39 @@ def json_path(keys: Sequence[str]) -> str:
     return "$" + "".join(f'."{key}"' for key in keys)
 
 
-#: The JSON type of a metadata value: NULL from json_type (a missing key, also one under a
-#: value that is not an object) becomes 'null', like a JSON null. One parameter: the path.
-_META_TYPE = "ifnull(json_type(_metadata, ?), 'null')"
+def _labels_can_name(keys: Sequence[str]) -> bool:
+    """Whether a JSON path of quoted labels names exactly these keys: SQLite's path syntax has no
+    escape for ``"`` in a label and reads ``\\`` as one, so keys holding either are walked with
+    ``json_each`` instead (never spliced into a path)."""
+    return not any('"' in key or "\\" in key for key in keys)
+
+
+@attrs.frozen(slots=True)
+class MetaAccess:
+    """SQL for the JSON type and the SQL value of the metadata value at a path, and the
+    parameters each needs (every use of ``type_sql`` / ``value_sql`` appends its own)."""
+
+    type_sql: str
+    value_sql: str
+    params: tuple[str, ...]
+
+    @classmethod
+    def of(cls, keys: Sequence[str]) -> MetaAccess:
+        if _labels_can_name(keys):
+            # NULL from json_type (a missing key, also one under a value that is not an object)
+            # becomes 'null', like a JSON null. One parameter: the path.
+            return cls("ifnull(json_type(_metadata, ?), 'null')", "json_extract(_metadata, ?)", (json_path(keys),))
+        # One json_each per level, each key a parameter compared with the member's key (an array's
+        # integer keys never equal a text key); only objects are descended into.
+        joins, conds = ["json_each(_metadata) AS vs_m1"], ["vs_m1.key = ?"]
+        for level in range(2, len(keys) + 1):
+            parent = f"vs_m{level - 1}"
+            joins.append(f"json_each(CASE {parent}.type WHEN 'object' THEN {parent}.value ELSE '{{}}' END) "
+                         f"AS vs_m{level}")
+            conds.append(f"vs_m{level}.key = ?")
+        last = f"vs_m{len(keys)}"
+        walk = f"FROM {', '.join(joins)} WHERE {' AND '.join(conds)}"
+        return cls(f"ifnull((SELECT {last}.type {walk}), 'null')", f"(SELECT {last}.atom {walk})", tuple(keys))
 
 
 class SqliteDialect:
@@ -445,30 +477,30 @@ class SqliteDialect:
                 f"WHERE json_each.value IN ({marks})) = {len(distinct)})")
 
     def metadata_condition(self, node: MetaComparison, params: list[Any]) -> str:
-        path = json_path(node.path)
+        access = MetaAccess.of(node.path)
         if node.op is Op.EXISTS or node.value is None:
             # $exists, and $eq / $ne None: missing or JSON null vs anything else.
             present = node.value if node.op is Op.EXISTS else node.op is Op.NE
-            params.append(path)
-            return f"({_META_TYPE} {'<>' if present else '='} 'null')"
+            params.extend(access.params)
+            return f"({access.type_sql} {'<>' if present else '='} 'null')"
         values = node.value if node.op in (Op.IN, Op.NIN) else (node.value,)
-        equal = self._json_equal(path, values, params)
+        equal = self._json_equal(access, values, params)
         return f"(NOT {equal})" if node.op in (Op.NE, Op.NIN) else equal
 
-    def _json_equal(self, path: str, values: Sequence[Any], params: list[Any]) -> str:
-        """The value at ``path`` equals one of ``values`` as JSON: by type, then by value
+    def _json_equal(self, access: MetaAccess, values: Sequence[Any], params: list[Any]) -> str:
+        """The value at the path equals one of ``values`` as JSON: by type, then by value
         (numbers numerically, whether stored as integer or real)."""
         bools = list(dict.fromkeys("true" if v else "false" for v in values if isinstance(v, bool)))
         texts = list(dict.fromkeys(v for v in values if isinstance(v, str)))
         numbers = list(dict.fromkeys(v for v in values if not isinstance(v, (bool, str))))
         parts = []
         if bools:
-            params += [path, *bools]
-            parts.append(f"{_META_TYPE} IN ({', '.join('?' * len(bools))})")
+            params += [*access.params, *bools]
+            parts.append(f"{access.type_sql} IN ({', '.join('?' * len(bools))})")
         for group, types in ((texts, "'text'"), (numbers, "'integer', 'real'")):
             if group:
-                params += [path, path, *group]
-                parts.append(f"({_META_TYPE} IN ({types}) AND json_extract(_metadata, ?) IN "
+                params += [*access.params, *access.params, *group]
+                parts.append(f"({access.type_sql} IN ({types}) AND {access.value_sql} IN "
                              f"({', '.join('?' * len(group))}))")
         return "(" + " OR ".join(parts) + ")" if parts else "(1=0)"
 

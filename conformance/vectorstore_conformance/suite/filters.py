@@ -26,15 +26,19 @@ class FilterConformance:
         and delete().
 
         Troubleshooting: read the case's name and the NULL rules in vectorstore/filters.py; compile every
-        condition to a two-valued SQL expression (never NULL) so that $not is an exact complement.
+        condition to a two-valued SQL expression (never NULL) so that $not is an exact complement. Metadata
+        path keys may hold quotes, dots and backslashes: bind each key as a parameter (PostgreSQL: a text[]
+        path for #>), never splice keys into a JSON path string.
         """
         col = _load(store)
         expect = sorted(case["expect"])
-        assert col.count(case["where"]) == len(expect), case["name"]
-        hits = col.search([1.0, 0.0], k=len(FILTERS["records"]), where=case["where"])
+        where = case["where"] if "where" in case else vs.MetaComparison(
+            tuple(case["meta"]["path"]), vs.Op(case["meta"]["op"]), case["meta"]["value"])
+        assert col.count(where) == len(expect), case["name"]
+        hits = col.search([1.0, 0.0], k=len(FILTERS["records"]), where=where)
         assert sorted(h.id for h in hits) == expect, case["name"]
-        if case["where"]:
-            assert col.delete(where=case["where"]) == len(expect)
+        if where:
+            assert col.delete(where=where) == len(expect)
             remaining = {r.id for r in col.scan()}
             assert remaining == {r["id"] for r in FILTERS["records"]} - set(expect)
 
