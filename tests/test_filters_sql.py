@@ -65,6 +65,9 @@ def test_every_comparison_is_two_valued() -> None:
     (vs.MetaComparison((7,), vs.Op.EQ, 1), "non-empty strings"),  # type: ignore[arg-type]
     (vs.MetaComparison(("k",), "$regex", 1), "unknown operator '$regex'"),  # type: ignore[arg-type]
     (vs.Comparison("n", "$regex", 1), "unknown operator '$regex'"),  # type: ignore[arg-type]
+    (vs.Or(9), "takes a tuple of filters"),  # type: ignore[arg-type]
+    (vs.And(()), "needs at least one condition"),
+    (vs.Not(7), "takes filters"),  # type: ignore[arg-type]
 ])
 def test_typed_trees_are_checked_like_dict_filters(tree: Any, says: str) -> None:
     """A typed tree with a path key no stored key can hold, or an unknown operator, raises
@@ -72,3 +75,34 @@ def test_typed_trees_are_checked_like_dict_filters(tree: Any, says: str) -> None
     spec = CollectionSpec(name="c", dim=2, fields={"n": "int"})
     with pytest.raises(vs.InvalidFilter, match=re.escape(says)):
         parse_filter(tree, spec)
+
+
+def test_dict_children_of_typed_trees_are_parsed_as_dict_filters() -> None:
+    """vs.Not({...}) and vs.And(({...},)) mix the two forms: the dicts are parsed as filters (they
+    raised AttributeError)."""
+    spec = CollectionSpec(name="c", dim=2, fields={"n": "int"})
+    assert parse_filter(vs.Not({"n": 1}), spec) == vs.Not(vs.Comparison("n", vs.Op.EQ, 1))
+    assert parse_filter(vs.And(({"n": {"$gt": 1}}, vs.Comparison("n", vs.Op.LT, 5))), spec) == vs.And(
+        (vs.Comparison("n", vs.Op.GT, 1), vs.Comparison("n", vs.Op.LT, 5)))
+
+
+@pytest.mark.parametrize("form", ["dict", "tree"])
+def test_a_filter_nested_too_deep_is_invalid_not_a_recursion_error(form: str) -> None:
+    spec = CollectionSpec(name="c", dim=2, fields={"n": "int"})
+    where: Any = {"n": 1} if form == "dict" else vs.Comparison("n", vs.Op.EQ, 1)
+    for _ in range(1000):
+        where = {"$not": where} if form == "dict" else vs.Not(where)
+    with pytest.raises(vs.InvalidFilter, match="deeper than 64 levels"):
+        parse_filter(where, spec)
+
+
+def test_long_and_or_lists_compile_to_shallow_sql() -> None:
+    """1,000 terms joined by OR nest in groups of 16: SQLite refuses expressions deeper than 1,000."""
+    where = parse_filter({"$or": [{"year": y} for y in range(1000)]}, SPEC)
+    sql, params = compile_filter(where, SPEC, Dialect())
+    assert len(params) == 1000
+    depth = max_depth = 0
+    for char in sql:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        max_depth = max(max_depth, depth)
+    assert max_depth <= 6, max_depth

@@ -114,10 +114,43 @@ META_OPS = frozenset({Op.EQ, Op.NE, Op.IN, Op.NIN, Op.EXISTS})
 COMBINATORS = ("$and", "$or", "$not")
 
 
+#: How deeply $and / $or / $not may nest (a filter is a tree, not a program).
+MAX_DEPTH = 64
+#: Conditions a filter may hold in all.
+MAX_NODES = 100_000
+
+
+def _check_size(where: object) -> None:
+    """Walk ``where`` without recursion: too deep or too large is InvalidFilter (recursing into a
+    filter nested a thousand levels deep would exhaust Python's stack)."""
+    stack: list[tuple[object, int]] = [(where, 1)]
+    nodes = 0
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if depth > MAX_DEPTH or nodes > MAX_NODES:
+            raise InvalidFilter(
+                f"the filter nests $and / $or / $not deeper than {MAX_DEPTH} levels or holds more than "
+                f"{MAX_NODES:,} conditions; flatten it (an $in list replaces many $or'ed equalities)")
+        children: list[object] = []
+        if isinstance(node, (And, Or)):
+            children = list(node.children) if isinstance(node.children, (tuple, list)) else []
+        elif isinstance(node, Not):
+            children = [node.child]
+        elif isinstance(node, Mapping):
+            for key, value in node.items():
+                if key in ("$and", "$or") and isinstance(value, (list, tuple)):
+                    children.extend(value)
+                elif key == "$not":
+                    children.append(value)
+        stack.extend((child, depth + 1) for child in children)
+
+
 def parse_filter(where: object, spec: CollectionSpec) -> Filter:
     """Parse and validate ``where`` (a dict or a typed tree) against ``spec``."""
     if where is None:
         return MatchAll()
+    _check_size(where)
     if isinstance(where, (Comparison, MetaComparison, And, Or, Not, MatchAll)):
         return _revalidate(where, spec)
     if not isinstance(where, Mapping):
@@ -333,7 +366,7 @@ def _value(name: str, kind: FieldType, value: object, path: str) -> Any:
 
 def _op(op: object, path: str) -> Op:
     try:
-        return Op(op)
+        return Op(op)  # type: ignore[arg-type]  # (anything: a bad one is the error below)
     except ValueError:
         raise InvalidFilter(f"{path}: unknown operator {op!r}; use one of {', '.join(o.value for o in Op)}") from None
 
@@ -352,11 +385,27 @@ def _revalidate(node: Filter, spec: CollectionSpec) -> Filter:
             operand = list(operand)
         return make_comparison(node.field, kind, _op(node.op, f"where.{node.field}"), operand, f"where.{node.field}")
     if isinstance(node, Not):
-        return Not(_revalidate(node.child, spec))
-    if not node.children:
-        raise InvalidFilter("$and/$or need at least one condition")
-    children = tuple(_revalidate(c, spec) for c in node.children)
-    return And(children) if isinstance(node, And) else Or(children)
+        return Not(_revalidate_child(node.child, spec, "Not"))
+    if isinstance(node, (And, Or)):
+        name = type(node).__name__
+        if isinstance(node.children, (str, bytes, Mapping)) or not isinstance(node.children, (tuple, list)):
+            raise InvalidFilter(f"{name}(...) takes a tuple of filters, such as {name}((f1, f2)); got "
+                                f"{node.children!r}")
+        if not node.children:
+            raise InvalidFilter(f"{name}(()) needs at least one condition: an empty {name} is ambiguous")
+        children = tuple(_revalidate_child(c, spec, name) for c in node.children)
+        return And(children) if isinstance(node, And) else Or(children)
+    raise InvalidFilter(f"a filter is a dict or a typed tree (Comparison, MetaComparison, And, Or, Not, "
+                        f"MatchAll); got {node!r}")
+
+
+def _revalidate_child(child: object, spec: CollectionSpec, parent: str) -> Filter:
+    """A child of a typed tree: a typed node, or a dict filter (parsed as such)."""
+    if isinstance(child, Mapping):
+        return _parse_mapping(child, spec, f"{parent}(...)")
+    if isinstance(child, (Comparison, MetaComparison, And, Or, Not, MatchAll)):
+        return _revalidate(child, spec)
+    raise InvalidFilter(f"{parent}(...) takes filters (typed nodes or dicts), got {child!r}")
 
 
 # -- the reference evaluator ---------------------------------------------------

@@ -54,15 +54,26 @@ def compile_filter(node: Filter, spec: CollectionSpec, dialect: SqlDialect) -> t
 def _compile(node: Filter, spec: CollectionSpec, d: SqlDialect, params: list[Any]) -> str:
     if isinstance(node, MatchAll):
         return "1=1"
-    if isinstance(node, And):
-        return "(" + " AND ".join(_compile(c, spec, d, params) for c in node.children) + ")"
-    if isinstance(node, Or):
-        return "(" + " OR ".join(_compile(c, spec, d, params) for c in node.children) + ")"
+    if isinstance(node, (And, Or)):
+        parts = [_compile(c, spec, d, params) for c in node.children]
+        return _balanced(parts, " AND " if isinstance(node, And) else " OR ")
     if isinstance(node, Not):
         return "(NOT " + _compile(node.child, spec, d, params) + ")"
     if isinstance(node, MetaComparison):
         return d.metadata_condition(node, params)
     return _comparison(node, spec.fields[node.field], d, params)
+
+
+#: Terms joined flat in one group; longer lists are nested in groups of this size, so the
+#: expression's depth grows with the logarithm of the terms (a chain of 1,000 ORs exceeds
+#: SQLite's maximum expression depth, 1,000).
+GROUP = 16
+
+
+def _balanced(parts: list[str], joiner: str) -> str:
+    while len(parts) > GROUP:
+        parts = ["(" + joiner.join(parts[i:i + GROUP]) + ")" for i in range(0, len(parts), GROUP)]
+    return "(" + joiner.join(parts) + ")"
 
 
 def _comparison(node: Comparison, kind: FieldType, d: SqlDialect, params: list[Any]) -> str:

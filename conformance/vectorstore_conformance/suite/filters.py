@@ -42,6 +42,25 @@ class FilterConformance:
             remaining = {r.id for r in col.scan()}
             assert remaining == {r["id"] for r in FILTERS["records"]} - set(expect)
 
+    def test_long_condition_lists(self, store: vs.Store) -> None:
+        """An $or of 1,000 equalities and an $and of 3,000 inequalities count and search like their
+        short equivalents ($in / $nin) on every backend.
+
+        Troubleshooting: a chain of 1,000 ORs exceeds SQLite's maximum expression depth (1,000) and
+        a statement's parameter limit may be near; nest long AND/OR lists in groups (see
+        vectorstore.sqlfilter) and bind long lists as one array parameter.
+        """
+        col = _load(store)
+        ids = {r["id"]: r["fields"].get("year") for r in FILTERS["records"]}
+        years = sorted({y for y in ids.values() if y is not None})
+        either = {"$or": [{"year": y} for y in range(1000, 2000)]}
+        neither = {"$and": [{"year": {"$ne": y}} for y in range(0, 3000) if y != years[0]]}
+        assert col.count(either) == col.count({"year": {"$in": list(range(1000, 2000))}}) == sum(
+            1 for y in ids.values() if y is not None and 1000 <= y < 2000)
+        assert col.count(neither) == col.count({"year": years[0]}) + sum(1 for y in ids.values() if y is None)
+        hits = col.search([1.0, 0.0], k=len(ids), where=either)
+        assert sorted(h.id for h in hits) == sorted(i for i, y in ids.items() if y is not None and 1000 <= y < 2000)
+
     @pytest.mark.parametrize(("where", "culprit"), [
         ({"nope": 1}, "nope"),
         ({"year": {"$gtt": 1}}, "$gtt"),
