@@ -28,7 +28,7 @@ from vectorstore_conformance.domain.media import MediaConformance
 from vectorstore_conformance.domain.ruvector import RuVectorConformance
 from vectorstore_conformance.suite.bulk import BulkConformance
 from vectorstore_conformance.suite.concurrency import ConcurrencyConformance
-from vectorstore_conformance.suite.errors import BadInputConformance
+from vectorstore_conformance.suite.errors import BadInputConformance, MalformedCallConformance
 from vectorstore_conformance.suite.filters import FilterConformance
 from vectorstore_conformance.suite.lifecycle import LifecycleConformance
 from vectorstore_conformance.suite.persistence import PersistenceConformance
@@ -46,6 +46,7 @@ class ConformanceSuite(
     RecallConformance,
     FilterConformance,
     BadInputConformance,
+    MalformedCallConformance,
     TransactionConformance,
     PersistenceConformance,
     ConcurrencyConformance,

@@ -151,6 +151,8 @@ def check_id(value: object, id_type: IdType, where: str = "record") -> RecordId:
 def check_ids(values: Iterable[object], spec: CollectionSpec) -> list[RecordId]:
     if isinstance(values, (str, bytes, int)):
         raise InvalidRecord(f"ids must be a list of ids, got a single {type(values).__name__}; wrap it in a list")
+    if isinstance(values, Mapping) or not isinstance(values, Iterable):
+        raise InvalidRecord(f"ids must be a list of ids, got {type(values).__name__} {values!r}")
     return [check_id(v, spec.id_type, f"{spec.name}: ids[{i}]") for i, v in enumerate(values)]
 
 
@@ -348,7 +350,11 @@ def coerce_timestamp(value: object, label: str) -> dt.datetime:
         raise InvalidRecord(f"{label} must be a datetime.datetime or an ISO 8601 string, got {value!r}")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:
+        raise InvalidRecord(f"{label}: {value!r} is outside the years 1-9999 once converted to UTC; timestamps "
+                            "are stored in UTC") from None
 
 
 def _check_json(value: Any, label: str, depth: int = 0) -> None:
@@ -458,6 +464,8 @@ def prepare_batch(spec: CollectionSpec, records: Iterable[object], *,
     """
     if isinstance(records, (Record, Mapping)):
         raise InvalidRecord("pass a list of records, not a single record; wrap it in a list")
+    if isinstance(records, (str, bytes)) or not isinstance(records, Iterable):
+        raise InvalidRecord(f"pass a list of records, got {type(records).__name__} {records!r}")
     items = list(records)
     ids: list[RecordId] = []
     raw_vectors: list[object] = []

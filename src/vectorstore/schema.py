@@ -22,6 +22,9 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 
 #: Field names the record itself uses; a field may not shadow them.
 RESERVED_FIELD_NAMES = frozenset({"id", "vector", "metadata", "distance", "similarity"})
+#: Column names a backend keeps for itself (PostgreSQL's system columns, SQLite's rowid aliases):
+#: new collections may not use them as fields, so a store can move between backends.
+SYSTEM_COLUMNS = frozenset({"xmin", "xmax", "cmin", "cmax", "ctid", "tableoid", "oid", "rowid"})
 
 MAX_DIM = 16000
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
+from vectorstore.errors import InvalidInput
 from vectorstore.filters import Filter
 from vectorstore.records import BatchParts, Hit, Record, RecordBatch, RecordId, Vector
 from vectorstore.schema import CollectionSpec
@@ -201,6 +202,25 @@ class WritesInParts(Protocol):
 
     async def write_parts(self, spec: CollectionSpec, parts: BatchParts, *, replace: bool) -> None:
         """Upsert (``replace=True``) or insert every record of ``parts``, all or nothing."""
+
+
+#: The largest int id (64-bit signed, as every backend stores it).
+MAX_ID = 2**63 - 1
+
+
+def check_id_space(start: int, n: int, collection: str) -> None:
+    """For :meth:`Backend.allocate_ids`: refuse, before anything moves, ``n`` ids from ``start``
+    that would pass :data:`MAX_ID`."""
+    if n > 0 and start + n - 1 > MAX_ID:
+        raise id_space_exhausted(collection, n, max(0, MAX_ID - start + 1))
+
+
+def id_space_exhausted(collection: str, n: int, left: int | None = None) -> InvalidInput:
+    have = "fewer" if left is None else f"{left:,}"
+    return InvalidInput(
+        f"collection {collection!r} has {have} int ids left below 2**63 - 1 and {n:,} were asked for; ids are "
+        "never reused, so its id space is exhausted: give records explicit ids, or copy the records to a new "
+        "collection")
 
 
 #: Batches at least this large go to :meth:`WritesInParts.write_parts` where a backend has it.

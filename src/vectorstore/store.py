@@ -19,6 +19,7 @@ from vectorstore.errors import (
     CollectionExists,
     InvalidFilter,
     InvalidInput,
+    InvalidName,
     NotSupported,
     StoreClosed,
     TransactionConflict,
@@ -36,7 +37,7 @@ from vectorstore.records import (
     coerce_vectors,
     prepare_batch,
 )
-from vectorstore.schema import HNSW, CollectionSpec, FieldType, IdType, check_name
+from vectorstore.schema import HNSW, SYSTEM_COLUMNS, CollectionSpec, FieldType, IdType, check_name
 from vectorstore.spi import PARTS_ABOVE, Backend, Capabilities, Check, Health, WritesInParts
 
 MAX_K = 10_000
@@ -105,6 +106,7 @@ class AsyncStore:
         leave ``metric`` and ``index`` out (InvalidSchema otherwise)."""
         spec = CollectionSpec(name=name, dim=dim, metric=metric, fields=fields or {},
                               index=index or HNSW(), id_type=id_type)
+        check_portable_fields(spec)
         try:
             await self._backend.create_collection(spec)
         except CollectionExists:
@@ -196,6 +198,18 @@ class AsyncStore:
         await self.aclose()
 
 
+def check_portable_fields(spec: CollectionSpec) -> None:
+    """A new collection's fields must work on every backend, so the store can move: names that
+    are system columns of PostgreSQL (or aliases of SQLite's rowid) are refused everywhere.
+    (Collections created before this rule keep loading.)"""
+    taken = sorted(set(spec.fields) & SYSTEM_COLUMNS)
+    if taken:
+        raise InvalidName(
+            f"field name(s) {', '.join(map(repr, taken))} are system column names of a backend (PostgreSQL: "
+            "xmin, xmax, cmin, cmax, ctid, tableoid; SQLite: rowid, oid), so the collection could not move "
+            "between backends; choose other names (e.g. 'x_min')")
+
+
 def check_retries(retries: object) -> None:
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise InvalidInput(f"retries must be a non-negative integer, got {retries!r}")
@@ -205,6 +219,12 @@ def retry_delay(attempt: int, base_delay: float) -> float:
     """Exponential backoff with jitter: ``base_delay * 2**attempt`` times a factor in [0.5, 1.5)."""
     delay: float = base_delay * 2**attempt * random.uniform(0.5, 1.5)
     return delay
+
+
+def _check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{name} must be True or False, got {value!r}")
+    return value
 
 
 def _check_k(k: object) -> int:
@@ -375,7 +395,7 @@ class AsyncCollection:
                           include_vector: bool = False) -> list[list[Hit]]:
         """:meth:`search` for several query vectors at once; one hit list per query, in order."""
         dim = self._searchable_dim("search_many")
-        if isinstance(vectors, (str, bytes)) or len(vectors) == 0:
+        if isinstance(vectors, (str, bytes, Mapping)) or not hasattr(vectors, "__len__") or len(vectors) == 0:
             raise InvalidInput("search_many() needs a non-empty list of query vectors")
         labels = [f"query vectors[{i}]" for i in range(len(vectors))]
         queries = coerce_vectors(vectors, dim, self.spec.metric, labels)
@@ -400,7 +420,7 @@ class AsyncCollection:
         if ef_search is not None:
             ef_search = _check_positive(ef_search, "ef_search", 10_000)
         return await self._backend.search(self.spec, queries, k, self._filter(where), max_distance,
-                                          ef_search, bool(include_vector))
+                                          ef_search, _check_bool(include_vector, "include_vector"))
 
     async def page(self, after: RecordId | None = None, limit: int = 1000, *, where: object = None) -> list[Record]:
         """Up to ``limit`` records with id greater than ``after`` (and matching ``where``), ordered by id."""

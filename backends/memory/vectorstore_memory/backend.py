@@ -29,7 +29,7 @@ from vectorstore.filters import Filter, MatchAll, matches
 from vectorstore.records import Hit, Record, RecordBatch, RecordId, Vector
 from vectorstore.schema import CollectionSpec
 from vectorstore.scoring import exact_distances
-from vectorstore.spi import Capabilities, Check, Health
+from vectorstore.spi import Capabilities, Check, Health, check_id_space
 
 CAPABILITIES = Capabilities(persistent=False, transactions=True, exact_search=True, concurrent_processes=False)
 
@@ -165,6 +165,7 @@ class MemoryBackend:
             table = self._table(spec.name)
             highest = max((rid for rid in table.rows if isinstance(rid, int)), default=0)
             start = max(table.last_id, highest, after) + 1
+            check_id_space(start, n, spec.name)
             table.last_id = max(table.last_id, after, start + n - 1)
             return list(range(start, start + n))
 

@@ -62,7 +62,7 @@ from vectorstore.filters import Filter, MatchAll
 from vectorstore.records import BatchParts, Hit, Record, RecordBatch, RecordId, Vector, dump_json
 from vectorstore.schema import CollectionSpec, FieldType
 from vectorstore.scoring import exact_distances
-from vectorstore.spi import CeilingStatements, Check, ExplainedSearch, Health, ServerFacts
+from vectorstore.spi import CeilingStatements, Check, ExplainedSearch, Health, ServerFacts, id_space_exhausted
 from vectorstore_postgres import bench, copyrows, migrations
 from vectorstore_postgres.connection import (
     CONFLICTS,
@@ -366,9 +366,13 @@ class PostgresBackend:
             "(SELECT coalesce(max({id}), 0) FROM {table}), %(after)s) + %(n)s "
             "RETURNING last").format(seq=sql.Identifier(self.settings.schema, "vs_sequences"),
                                     id=sql.Identifier(ID_COLUMN), table=q.table)
-        async with self._connection(spec.name) as conn, conn.transaction():
-            cur = await conn.execute(statement, {"name": spec.name, "after": after, "n": n})
-            row = await cur.fetchone()
+        try:
+            async with self._connection(spec.name) as conn, conn.transaction():
+                cur = await conn.execute(statement, {"name": spec.name, "after": after, "n": n})
+                row = await cur.fetchone()
+        except psycopg.errors.NumericValueOutOfRange:
+            # The sequence would pass bigint: nothing moved (the statement's transaction is gone).
+            raise id_space_exhausted(spec.name, n) from None
         assert row is not None
         last = int(row[0])
         if n == 0:

@@ -55,7 +55,7 @@ from vectorstore.errors import (
 from vectorstore.filters import Filter, MatchAll
 from vectorstore.records import Hit, Record, RecordBatch, RecordId, Vector, dump_json
 from vectorstore.schema import CollectionSpec
-from vectorstore.spi import Check, Health
+from vectorstore.spi import Check, Health, check_id_space
 from vectorstore.sqlfilter import compile_filter
 from vectorstore_sqlite import quantized
 from vectorstore_sqlite.driver import Driver, driver, load_sqlite_vec, sqlite_vec_package_version
@@ -621,6 +621,7 @@ class SqliteBackend:
             found = await w.fetchall(f'SELECT last FROM "{SEQUENCES}" WHERE name = ?', [spec.name])
             last = found[0][0] if found else 0
             start = max(last, highest, after) + 1
+            check_id_space(start, n, spec.name)
             await w.execute(f'INSERT INTO "{SEQUENCES}" (name, last) VALUES (?, ?) '
                             "ON CONFLICT (name) DO UPDATE SET last = excluded.last",
                             [spec.name, max(last, after, start + n - 1)])

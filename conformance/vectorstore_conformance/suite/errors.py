@@ -145,3 +145,67 @@ class BadInputConformance:
         assert col.count({"t": "x' OR '1'='1"}) == 0
         assert col.delete([evil]) == 1
         assert [c.name for c in store.list_collections()] == ["inj"]
+
+
+def _calls(col: vs.Collection) -> dict[str, Any]:
+    return {
+        "upsert(None)": lambda: col.upsert(None),  # type: ignore[arg-type]
+        "insert(42)": lambda: col.insert(42),  # type: ignore[arg-type]
+        "get(None)": lambda: col.get(None),  # type: ignore[arg-type]
+        "delete(1.5)": lambda: col.delete(1.5),  # type: ignore[arg-type]
+        "search_many(None)": lambda: col.search_many(None),
+        "search_many({})": lambda: col.search_many({}),
+        "include_vector='yes'": lambda: col.search([1.0, 0.0], include_vector="yes"),  # type: ignore[arg-type]
+        "timestamp past year 9999 in UTC": lambda: col.upsert(
+            [{"id": 1, "vector": [1.0, 0.0], "fields": {"t": "9999-12-31T23:59:59-05:00"}}]),
+        "timestamp before year 1 in UTC": lambda: col.upsert(
+            [{"id": 1, "vector": [1.0, 0.0], "fields": {"t": "0001-01-01T00:00:00+05:00"}}]),
+        "filter on a timestamp past year 9999": lambda: col.count({"t": {"$lt": "9999-12-31T23:59:59-05:00"}}),
+    }
+
+
+class MalformedCallConformance:
+    def test_malformed_arguments_raise_typed_errors_and_write_nothing(self, store: vs.Store) -> None:
+        """Arguments of the wrong shape (None or a number where a list belongs, a non-bool flag,
+        timestamps that leave the calendar once converted to UTC) raise InvalidInput (or a
+        subclass) naming the problem, never a TypeError or OverflowError, and write nothing.
+
+        Troubleshooting: these checks live in the core (vectorstore.store, vectorstore.records); a
+        backend fails here only if it is called before the core has validated the call.
+        """
+        col = store.create_collection("shapes", dim=2, fields={"t": "timestamp"}, id_type="int")
+        for name, call in _calls(col).items():
+            with pytest.raises(vs.InvalidInput):
+                call()
+            assert col.count() == 0, name
+
+    def test_field_names_that_are_system_columns_are_refused(self, store: vs.Store) -> None:
+        """A new collection may not name a field after a system column of any backend (PostgreSQL's
+        xmin, xmax, cmin, cmax, ctid, tableoid; SQLite's rowid, oid): the store could not move.
+
+        Troubleshooting: checked by the core's create_collection before the backend is called; a
+        backend fails here only if its create_collection is reached another way.
+        """
+        for name in ("xmin", "ctid", "tableoid", "rowid", "oid"):
+            with pytest.raises(vs.InvalidName, match=name):
+                store.create_collection("sys", dim=2, fields={name: "int"})
+        assert store.list_collections() == []
+
+    def test_the_id_space_ends_at_2_63_minus_1(self, store: vs.Store) -> None:
+        """Allocating ids past 2**63 - 1 raises InvalidInput and moves nothing: the sequence stays where
+        it was, and the ids left can still be allocated.
+
+        Troubleshooting: compute the first id (max of the sequence, the largest id, ``after``) + 1 and
+        refuse before writing when the last one would pass 2**63 - 1 (vectorstore.spi.check_id_space);
+        on PostgreSQL map bigint overflow (22003) to InvalidInput.
+        """
+        col = store.create_collection("ids", dim=2, id_type="int")
+        top = 2**63 - 1
+        col.allocate_ids(0, after=top - 3)
+        with pytest.raises(vs.InvalidInput, match="id space"):
+            col.allocate_ids(5)
+        assert col.last_id() == top - 3
+        assert col.allocate_ids(3) == [top - 2, top - 1, top]
+        with pytest.raises(vs.InvalidInput, match="id space"):
+            col.insert([{"vector": [1.0, 0.0]}])
+        assert col.count() == 0 and col.last_id() == top

@@ -25,7 +25,7 @@ import attrs
 
 from vectorstore.memory import schema as memory_schema
 from vectorstore.records import Record
-from vectorstore.schema import FieldType
+from vectorstore.schema import RESERVED_FIELD_NAMES, SYSTEM_COLUMNS, FieldType
 
 from . import values
 from .source import SchemaObject, SourceDB, SourceTable, SqlValue, quote
@@ -226,8 +226,8 @@ class AgentDBSource:
                 continue
             collection = sanitize(name, taken, HOLDING_PREFIX)
             ftaken: set[str] = set()
-            fields = {c: sanitize(c, ftaken, reserved=frozenset({"id", "vector", "metadata", "distance",
-                                                                   "similarity"})) for c in table.column_names}
+            fields = {c: sanitize(c, ftaken, reserved=RESERVED_FIELD_NAMES | SYSTEM_COLUMNS)
+                      for c in table.column_names}
             note = ""
             if name in KNOWN or name in EMBEDDING_TABLES:
                 note = "unexpected shape (no INTEGER PRIMARY KEY id): carried as a holding table"
