@@ -287,7 +287,10 @@ class AsyncCollection:
             async with contextlib.AsyncExitStack() as stack:
                 if backend.capabilities.transactions:
                     await stack.enter_async_context(backend.transaction())
-                batch = batch.with_allocated_ids(await backend.allocate_ids(self.spec, batch.missing_ids, 0))
+                # Above the batch's own explicit ids too: they are not stored yet, and an allocated id
+                # equal to one of them would make two records of the batch one.
+                given = max((rid for rid in batch.ids if isinstance(rid, int)), default=0)
+                batch = batch.with_allocated_ids(await backend.allocate_ids(self.spec, batch.missing_ids, given))
                 await (backend.upsert if replace else backend.insert)(self.spec, batch)
         else:
             await (backend.upsert if replace else backend.insert)(self.spec, batch)

@@ -253,6 +253,20 @@ class RecordConformance:
         assert col.allocate_ids(1, after=10) == [502]
         assert sorted(cast(int, r.id) for r in col.scan()) == [1, 2, 4, 50, 100, 101, 102, 501]
 
+    def test_allocated_ids_never_collide_with_the_batchs_own_ids(self, store: vs.Store) -> None:
+        """A batch mixing explicit ids with records that need one gets ids above its own explicit
+        ones: no record of the batch overwrites another (upsert and insert).
+
+        Troubleshooting: the core passes the batch's largest explicit id as ``after`` to
+        allocate_ids; a backend must allocate above ``after`` as well as above its stored ids.
+        """
+        col = store.create_collection("mixed", dim=4, id_type="int")
+        ids = col.upsert([{"id": 1, "vector": _vec(0)}, {"vector": _vec(1)}, {"id": 7, "vector": _vec(2)},
+                          {"vector": _vec(3)}])
+        assert ids == [1, 8, 7, 9] and col.count() == 4
+        assert col.insert([{"vector": _vec(4)}, {"id": 20, "vector": _vec(5)}]) == [21, 20]
+        assert sorted(cast(int, r.id) for r in col.scan()) == [1, 7, 8, 9, 20, 21]
+
     def test_allocated_ids_are_unique_under_concurrency(self, store: vs.Store) -> None:
         """16 concurrent inserts of 5 records without ids (8 threads) receive 80 distinct ids, and all 80 records
         are stored.
