@@ -17,6 +17,8 @@ from vectorstore.filters import And, Comparison, Filter, MatchAll, MetaCompariso
 from vectorstore.schema import CollectionSpec, FieldType
 
 _CMP = {Op.GT: ">", Op.GTE: ">=", Op.LT: "<", Op.LTE: "<="}
+#: $in / $nin lists longer than this are bound as one array parameter (SqlDialect.in_array).
+LIST_AS_ARRAY = 64
 
 
 class SqlDialect(Protocol):
@@ -42,6 +44,11 @@ class SqlDialect(Protocol):
     def metadata_condition(self, node: MetaComparison, params: list[Any]) -> str:
         """A two-valued condition on the record's JSON metadata with the semantics of
         :func:`vectorstore.filters.matches` (JSON-typed equality; missing or null = NULL)."""
+
+    def in_array(self, column: str, kind: FieldType, values: list[Any], params: list[Any]) -> str:
+        """``column`` (not NULL) equals one of ``values`` (adapted), the list bound as ONE parameter:
+        used for lists longer than :data:`LIST_AS_ARRAY` (a parameter per value would meet a
+        driver's or server's parameter limit: 32,767 on PostgreSQL's protocol, 32,766 in SQLite)."""
 
 
 def compile_filter(node: Filter, spec: CollectionSpec, dialect: SqlDialect) -> tuple[str, list[Any]]:
@@ -99,6 +106,9 @@ def _comparison(node: Comparison, kind: FieldType, d: SqlDialect, params: list[A
     if op in (Op.IN, Op.NIN):
         if not value:
             return "(1=0)" if op is Op.IN else "(1=1)"
+        if len(value) > LIST_AS_ARRAY:
+            member = d.in_array(col, kind, [d.adapt(kind, v) for v in value], params)
+            return member if op is Op.IN else f"(NOT {member})"
         params.extend(d.adapt(kind, v) for v in value)
         listed = ", ".join([ph] * len(value))
         if op is Op.IN:

@@ -94,6 +94,11 @@ def field_index_name(collection: str, field: str) -> str:
     return f"vs_f_{digest}"
 
 
+#: The array type an $in list of each scalar field type is bound as.
+_ARRAY_TYPES = {FieldType.INT: "bigint[]", FieldType.FLOAT: "double precision[]", FieldType.TEXT: "text[]",
+                FieldType.BOOL: "boolean[]", FieldType.DATE: "date[]", FieldType.TIMESTAMP: "timestamptz[]"}
+
+
 class FilterDialect:
     """:class:`vectorstore.sqlfilter.SqlDialect` for PostgreSQL (psycopg placeholders)."""
 
@@ -120,6 +125,10 @@ class FilterDialect:
 
     def array_contains(self, column: str, kind: FieldType, values: tuple[Any, ...], params: list[Any]) -> str:
         return self._array(column, kind, values, params, "@>")
+
+    def in_array(self, column: str, kind: FieldType, values: list[Any], params: list[Any]) -> str:
+        params.append(values)
+        return f"({column} IS NOT NULL AND {column} = ANY({self.placeholder}::{_ARRAY_TYPES[kind]}))"
 
     def metadata_condition(self, node: MetaComparison, params: list[Any]) -> str:
         # One ``-> key`` per path key, the key a text parameter: ``->`` with text only ever

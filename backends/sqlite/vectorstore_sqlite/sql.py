@@ -476,6 +476,10 @@ class SqliteDialect:
         return (f"({column} IS NOT NULL AND (SELECT count(DISTINCT json_each.value) FROM json_each({column}) "
                 f"WHERE json_each.value IN ({marks})) = {len(distinct)})")
 
+    def in_array(self, column: str, kind: FieldType, values: list[Any], params: list[Any]) -> str:
+        params.append(json.dumps(values, ensure_ascii=False))
+        return f"({column} IS NOT NULL AND {column} IN (SELECT value FROM json_each(?)))"
+
     def metadata_condition(self, node: MetaComparison, params: list[Any]) -> str:
         access = MetaAccess.of(node.path)
         if node.op is Op.EXISTS or node.value is None:

@@ -44,7 +44,8 @@ class FilterConformance:
 
     def test_long_condition_lists(self, store: vs.Store) -> None:
         """An $or of 1,000 equalities and an $and of 3,000 inequalities count and search like their
-        short equivalents ($in / $nin) on every backend.
+        short equivalents ($in / $nin) on every backend, and $in / $nin lists of 40,000 values of each
+        scalar type (past every driver's parameter limit) answer as their short equivalents do.
 
         Troubleshooting: a chain of 1,000 ORs exceeds SQLite's maximum expression depth (1,000) and
         a statement's parameter limit may be near; nest long AND/OR lists in groups (see
@@ -60,6 +61,17 @@ class FilterConformance:
         assert col.count(neither) == col.count({"year": years[0]}) + sum(1 for y in ids.values() if y is None)
         hits = col.search([1.0, 0.0], k=len(ids), where=either)
         assert sorted(h.id for h in hits) == sorted(i for i, y in ids.items() if y is not None and 1000 <= y < 2000)
+        # $in / $nin of 40,000 values (past PostgreSQL's 32,767 and SQLite's 32,766 parameters), of
+        # every scalar type, as a long list is bound (one array parameter): same answers as short lists.
+        for name, few, pad in (("year", [1979, 1942], lambda i: 100_000 + i),
+                               ("title", ["Alien", "Fargo"], lambda i: f"no such title {i}"),
+                               ("rating", [8.5], lambda i: 100.0 + i),
+                               ("released", ["1979-05-25"], lambda i: f"{3000 + i % 6000:04d}-01-01"),
+                               ("added", ["2020-01-01T00:00:00+00:00"],
+                                lambda i: f"2100-01-01T00:00:{i % 60:02d}.{i:06d}+00:00")):
+            many = few + [pad(i) for i in range(40_000)]
+            assert col.count({name: {"$in": many}}) == col.count({name: {"$in": few}}), name
+            assert col.count({name: {"$nin": many}}) == col.count({name: {"$nin": few}}), name
 
     @pytest.mark.parametrize(("where", "culprit"), [
         ({"nope": 1}, "nope"),
