@@ -79,6 +79,14 @@ COMMON_OPTIONS: dict[str, Any] = {
     # approximate search considers (HNSW's ef_search; the quantized stages' width). Backends
     # choose their own default, the one that holds their declared recall.
     "ef_search": 40,
+    # The cross-cutting layer (deadlines, retries, circuit breaker): see vectorstore.resilience.
+    "deadline": "auto",
+    "retries": 2,
+    "retry_backoff": 0.05,
+    "retry_backoff_max": 1.0,
+    "breaker_failures": 5,
+    "breaker_reset": 1.0,
+    "slow_call": 1.0,
 }
 
 

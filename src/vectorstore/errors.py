@@ -93,7 +93,35 @@ class UnknownBackend(ConfigError):
 
 
 class BackendUnavailable(VectorStoreError):
-    """The database could not be reached, or stopped answering in time."""
+    """The database could not be reached, or stopped answering in time. The call did not take
+    effect (a write that may have is :class:`OutcomeUnknown` instead): running it again is safe."""
+
+    #: A failure that running the call again may not meet (the server or network may come back).
+    transient = True
+
+
+class DeadlineExceeded(BackendUnavailable):
+    """The call's client-side deadline passed before the database answered (the ``deadline``
+    option); a read (or a write known not to have been sent) that did not take effect."""
+
+
+class CircuitOpen(BackendUnavailable):
+    """The store is failing fast: its last calls met the database unreachable, so calls are
+    refused without trying until a probe finds it back (the ``breaker_*`` options)."""
+
+
+class OutcomeUnknown(VectorStoreError):
+    """A write was sent but its acknowledgement was lost (the connection broke, or the deadline
+    passed, before the server answered): it may or may not have been committed. The library runs
+    idempotent writes (upsert, delete) again by itself; ``insert``, id allocation and
+    transactions are never run again blindly. Check with ``get()`` whether the records are there
+    before running it again. ``operation`` names the call."""
+
+    transient = False
+
+    def __init__(self, message: str, operation: str = "") -> None:
+        super().__init__(message)
+        self.operation = operation
 
 
 class ExtensionMissing(BackendUnavailable):

@@ -26,6 +26,7 @@ from vectorstore.errors import (
     TransactionError,
 )
 from vectorstore.filters import Filter, MatchAll, parse_filter
+from vectorstore.instruments import Instruments
 from vectorstore.records import (
     BatchParts,
     Hit,
@@ -37,6 +38,7 @@ from vectorstore.records import (
     coerce_vectors,
     prepare_batch,
 )
+from vectorstore.resilience import Policy, ResilientBackend
 from vectorstore.schema import HNSW, SYSTEM_COLUMNS, CollectionSpec, FieldType, IdType, check_name
 from vectorstore.spi import PARTS_ABOVE, Backend, Capabilities, Check, Health, WritesInParts
 
@@ -60,31 +62,45 @@ async def open_store(url: str | None = None, **options: Any) -> AsyncStore:
     """Open a store by URL (see :mod:`vectorstore.config` for the defaults)."""
     config = resolve(url, options)
     spec = registry.backend_for_scheme(config.scheme)
-    backend = await spec.factory(spec.bind(config))
-    return AsyncStore(backend, url=config.url)
+    bound = spec.bind(config)
+    backend = await spec.factory(bound)
+    try:
+        policy = Policy.from_options(bound.options, getattr(backend, "deadline_hint", None))
+    except BaseException:
+        await backend.aclose()
+        raise
+    return AsyncStore(ResilientBackend(backend, policy, Instruments()), url=config.url)
 
 
 class AsyncStore:
     """A store: a set of named collections on one backend."""
 
     def __init__(self, backend: Backend, url: str = "") -> None:
-        self._backend_obj = backend
+        # Every call goes through the cross-cutting layer (deadlines, retries, breaker, instruments).
+        self._layer = backend if isinstance(backend, ResilientBackend) else ResilientBackend(
+            backend, Policy(), Instruments())
         self._closed = False
         self.url = url
 
     @property
     def backend(self) -> Backend:
-        if self._closed:
-            raise StoreClosed(f"the store {self.url} is closed; open it again with connect() / open_store()")
-        return self._backend_obj
+        """The backend plugin's own object (calls on it bypass the cross-cutting layer)."""
+        return self._backend.inner
 
     @property
-    def _backend(self) -> Backend:
-        return self.backend
+    def layer(self) -> ResilientBackend:
+        """The cross-cutting layer every call of this store goes through (its policy, breaker)."""
+        return self._backend
+
+    @property
+    def _backend(self) -> ResilientBackend:
+        if self._closed:
+            raise StoreClosed(f"the store {self.url} is closed; open it again with connect() / open_store()")
+        return self._layer
 
     @property
     def capabilities(self) -> Capabilities:
-        return self._backend_obj.capabilities
+        return self._layer.capabilities
 
     async def create_collection(
         self,
@@ -189,7 +205,7 @@ class AsyncStore:
         """Close the store (idempotent); later calls raise StoreClosed."""
         if not self._closed:
             self._closed = True
-            await self._backend_obj.aclose()
+            await self._layer.aclose()
 
     async def __aenter__(self) -> AsyncStore:
         return self
@@ -252,8 +268,8 @@ class AsyncCollection:
         return self.spec.name
 
     @property
-    def _backend(self) -> Backend:
-        return self._store.backend
+    def _backend(self) -> ResilientBackend:
+        return self._store._backend
 
     def __repr__(self) -> str:
         return f"<AsyncCollection {self.spec.name} dim={self.spec.dim} metric={self.spec.metric.value}>"
@@ -273,7 +289,7 @@ class AsyncCollection:
 
     async def _write(self, records: Iterable[Record | Mapping[str, Any]], *, replace: bool) -> list[RecordId]:
         backend = self._backend
-        if isinstance(records, list) and len(records) >= PARTS_ABOVE and isinstance(backend, WritesInParts):
+        if isinstance(records, list) and len(records) >= PARTS_ABOVE and isinstance(backend.inner, WritesInParts):
             # A large write the backend streams, validated part by part as it goes (see BatchParts).
             ids = batch_ids(self.spec, records)
             if ids is not None:

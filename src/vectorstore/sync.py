@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from vectorstore.errors import TransactionConflict
 from vectorstore.filters import Filter
 from vectorstore.records import Hit, Record, RecordId
+from vectorstore.resilience import ResilientBackend
 from vectorstore.schema import HNSW, CollectionSpec, FieldType
 from vectorstore.spi import Capabilities, Check, Health
 from vectorstore.store import AsyncCollection, AsyncStore, check_retries, open_store, retry_delay, store_exists_async
@@ -142,6 +143,11 @@ class Store:
     @property
     def url(self) -> str:
         return self._inner.url
+
+    @property
+    def layer(self) -> ResilientBackend:
+        """The cross-cutting layer every call of this store goes through (its policy, breaker)."""
+        return self._inner.layer
 
     @property
     def capabilities(self) -> Capabilities:

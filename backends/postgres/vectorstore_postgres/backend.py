@@ -203,6 +203,9 @@ class PostgresBackend:
 
     def __init__(self, settings: Settings, setup: Setup) -> None:
         self.settings = settings
+        #: The cross-cutting layer's default deadline per call: the server cancels a statement
+        #: after statement_timeout; 5 s more covers the pool and the round trips.
+        self.deadline_hint = settings.statement_timeout + 5.0 if settings.statement_timeout else None
         self.setup = setup
         self.dialect = setup.dialect
         self._held: contextvars.ContextVar[_Held | None] = contextvars.ContextVar(

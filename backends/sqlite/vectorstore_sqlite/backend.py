@@ -219,6 +219,9 @@ class SqliteBackend:
 
     def __init__(self, settings: Settings, drv: Driver) -> None:
         self.settings = settings
+        #: The cross-cutting layer's default deadline per call: a write waits at most ``timeout``
+        #: for another process's lock; 10 s more covers the work itself.
+        self.deadline_hint = settings.timeout + 10.0
         self.driver = drv
         self._writer: _Conn | None = None
         self._readers: asyncio.Queue[_Conn] = asyncio.Queue()
