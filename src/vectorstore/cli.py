@@ -1,4 +1,4 @@
-"""The ``vectorstore`` command: demo, doctor, plugins, learn, export, migrate."""
+"""The ``vectorstore`` command: demo, doctor, plugins, learn, export, migrate, bench, serve."""
 
 from __future__ import annotations
 
@@ -99,6 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     export.add_argument("--overwrite", action="store_true",
                         help="replace collections of the same names in the destination (default: refuse)")
     export.add_argument("--batch-size", type=int, default=1000, help="records per batch (default 1000)")
+    ops = sub.add_parser("serve", help="run the operations endpoint for a store: /health, /ready, /metrics "
+                                       "(needs the ops extra)")
+    ops.add_argument("--url", help="store URL (default as for demo)")
+    ops.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    ops.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    ops.add_argument("--plain-logs", action="store_true", help="leave logging as it is (default: JSON lines on "
+                                                               "stderr)")
     _add_migrate(sub)
     from vectorstore.bench.cli import add_parser as add_bench
 
@@ -118,6 +125,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo_job.run(args.url, n=args.n, dim=args.dim, console=console)
         if args.command == "doctor":
             return _doctor(args.url, console)
+        if args.command == "serve":
+            try:
+                from vectorstore.ops import serve
+            except ImportError as exc:
+                console.print(f"[red]error[/red]: vectorstore serve needs the ops extra ({exc.name} is missing): "
+                              "pip install 'vectorstore[ops]'")
+                return 2
+            return serve(args.url, args.host, args.port, log_json=not args.plain_logs)
         if args.command == "migrate":
             return _migrate(args, console)
         if args.command == "bench":

@@ -87,6 +87,9 @@ COMMON_OPTIONS: dict[str, Any] = {
     "breaker_failures": 5,
     "breaker_reset": 1.0,
     "slow_call": 1.0,
+    # Prometheus metrics (the metrics extra) and OpenTelemetry spans (the tracing extra).
+    "metrics": False,
+    "tracing": False,
 }
 
 

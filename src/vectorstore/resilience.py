@@ -200,7 +200,8 @@ class ResilientBackend:
             retry=tenacity.retry_if_exception(retryable), reraise=True, before_sleep=before_sleep)
         start = time.perf_counter()
         try:
-            result: T = await retrying(self._attempt, operation, collection, kind, make, rows, in_txn)
+            with self.instruments.span(operation, collection, self.name):
+                result: T = await retrying(self._attempt, operation, collection, kind, make, rows, in_txn)
         except BaseException as exc:
             self.instruments.call(operation, collection, self.name, _outcome(exc), time.perf_counter() - start, rows)
             raise
@@ -298,8 +299,21 @@ class ResilientBackend:
     async def last_id(self, spec: CollectionSpec) -> int:
         return await self._call("last_id", spec.name, Kind.READ, lambda: self.inner.last_id(spec))
 
-    def bulk_load(self, spec: CollectionSpec) -> contextlib.AbstractAsyncContextManager[None]:
-        return self.inner.bulk_load(spec)
+    @contextlib.asynccontextmanager
+    async def bulk_load(self, spec: CollectionSpec) -> AsyncIterator[None]:
+        manager = self.inner.bulk_load(spec)
+        await manager.__aenter__()
+        try:
+            yield
+        except BaseException as exc:
+            start = time.perf_counter()
+            if not await manager.__aexit__(type(exc), exc, exc.__traceback__):
+                raise
+        else:
+            start = time.perf_counter()
+            await manager.__aexit__(None, None, None)
+        # The end of a bulk load builds what it deferred (PostgreSQL: HNSW and field indexes).
+        self.instruments.index_build(spec.name, self.name, time.perf_counter() - start)
 
     @contextlib.asynccontextmanager
     async def transaction(self, serializable: bool = False) -> AsyncIterator[None]:

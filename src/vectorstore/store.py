@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from typing import Any, TypeVar
 
 from vectorstore import registry
-from vectorstore.config import resolve
+from vectorstore.config import parse_bool, resolve
 from vectorstore.errors import (
     CollectionExists,
     InvalidFilter,
@@ -66,10 +66,24 @@ async def open_store(url: str | None = None, **options: Any) -> AsyncStore:
     backend = await spec.factory(bound)
     try:
         policy = Policy.from_options(bound.options, getattr(backend, "deadline_hint", None))
+        instruments = _instruments(backend, bound.options)
     except BaseException:
         await backend.aclose()
         raise
-    return AsyncStore(ResilientBackend(backend, policy, Instruments()), url=config.url)
+    return AsyncStore(ResilientBackend(backend, policy, instruments), url=config.url)
+
+
+def _instruments(backend: Backend, options: Mapping[str, Any]) -> Instruments:
+    recorder = tracer = None
+    if parse_bool(options.get("metrics", False), "metrics"):
+        from vectorstore.metrics import PrometheusRecorder
+
+        recorder = PrometheusRecorder(backend.name, getattr(backend, "pool_stats", None))
+    if parse_bool(options.get("tracing", False), "tracing"):
+        from vectorstore.instruments import tracer as make_tracer
+
+        tracer = make_tracer()
+    return Instruments(recorder, tracer)
 
 
 class AsyncStore:
@@ -86,6 +100,10 @@ class AsyncStore:
     def backend(self) -> Backend:
         """The backend plugin's own object (calls on it bypass the cross-cutting layer)."""
         return self._backend.inner
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @property
     def layer(self) -> ResilientBackend:

@@ -122,15 +122,18 @@ class AsyncEmbeddingCache:
         found = {r.id: r for r in await col.get(keys)} if keys else {}
         now = self._clock()
         out: list[Vector | None] = []
+        hits = 0
         for key in keys:
             record = found.get(key)
             expires = None if record is None else record.fields.get("expires_at")
             if record is None or (expires is not None and expires <= now):
-                self.misses += 1
                 out.append(None)
             else:
-                self.hits += 1
+                hits += 1
                 out.append(record.vector)
+        self.hits += hits
+        self.misses += len(keys) - hits
+        self.store.layer.instruments.cache(self.model, hits, len(keys) - hits)  # (metrics, when on)
         return out
 
     async def put(self, text: str, vector: Sequence[float] | Any) -> None:
