@@ -66,6 +66,7 @@ def test_every_comparison_is_two_valued() -> None:
     (vs.MetaComparison(("k",), "$regex", 1), "unknown operator '$regex'"),  # type: ignore[arg-type]
     (vs.Comparison("n", "$regex", 1), "unknown operator '$regex'"),  # type: ignore[arg-type]
     (vs.Or(9), "takes a tuple of filters"),  # type: ignore[arg-type]
+    (vs.MetaComparison(("k",), vs.Op.GT, None), "does not apply to metadata"),  # (found by the fuzzer)
     (vs.And(()), "needs at least one condition"),
     (vs.Not(7), "takes filters"),  # type: ignore[arg-type]
 ])

@@ -30,6 +30,7 @@ from vectorstore_conformance.suite.bulk import BulkConformance
 from vectorstore_conformance.suite.concurrency import ConcurrencyConformance
 from vectorstore_conformance.suite.errors import BadInputConformance, MalformedCallConformance
 from vectorstore_conformance.suite.filters import FilterConformance
+from vectorstore_conformance.suite.fuzz import FuzzConformance
 from vectorstore_conformance.suite.lifecycle import LifecycleConformance
 from vectorstore_conformance.suite.persistence import PersistenceConformance
 from vectorstore_conformance.suite.recall import RecallConformance
@@ -45,6 +46,7 @@ class ConformanceSuite(
     SearchConformance,
     RecallConformance,
     FilterConformance,
+    FuzzConformance,
     BadInputConformance,
     MalformedCallConformance,
     TransactionConformance,

@@ -295,6 +295,9 @@ def _check_meta_path(meta: object, path: str) -> tuple[str, ...]:
 
 def make_meta_comparison(meta: tuple[str, ...], op: Op, operand: object, path: str) -> MetaComparison:
     meta = _check_meta_path(meta, path)
+    if op not in META_OPS:
+        raise InvalidFilter(f"{path}: {op.value!r} does not apply to metadata; use one of "
+                            f"{', '.join(sorted(o.value for o in META_OPS))} (declare a typed field for ranges)")
     if op is Op.EXISTS:
         if not isinstance(operand, bool):
             raise InvalidFilter(f"{path} takes true or false, got {operand!r}")
