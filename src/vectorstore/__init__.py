@@ -10,6 +10,8 @@ Sync (same method names)::
     store = vectorstore.connect("postgresql://app@db/app")
 """
 
+import logging
+
 from vectorstore.errors import (
     BackendUnavailable,
     CircuitOpen,
@@ -43,6 +45,10 @@ from vectorstore.store import AsyncCollection, AsyncStore, open_store, store_exi
 from vectorstore.sync import Collection, Store, connect, store_exists
 
 __version__ = "0.1.0"
+
+# A library does not print: its records reach the application's handlers, or nowhere (not
+# Python's last-resort stderr handler). vectorstore.logs.configure() is the JSON-lines choice.
+logging.getLogger("vectorstore").addHandler(logging.NullHandler())
 
 __all__ = [
     "And",

@@ -17,6 +17,7 @@ import atexit
 import concurrent.futures
 import contextlib
 import contextvars
+import os
 import threading
 import time
 import weakref
@@ -89,6 +90,21 @@ def _loop() -> _LoopThread:
         if _runner is None:
             _runner = _LoopThread()
         return _runner
+
+
+def _forget_after_fork() -> None:
+    """In a forked child the parent's loop thread does not exist (fork copies only the calling
+    thread): start afresh, or the child's first call would wait forever for that loop. Stores the
+    parent opened are not usable in the child (their connections are the parent's); the child
+    opens its own."""
+    global _runner, _runner_lock
+    _runner = None
+    _runner_lock = threading.Lock()
+    _open_stores.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 @atexit.register

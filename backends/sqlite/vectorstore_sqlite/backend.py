@@ -76,6 +76,7 @@ from vectorstore_sqlite.sql import (
     q,
     vec_table,
 )
+from vectorstore_sqlite.writelock import WriteTurns
 
 MIN_SQLITE = (3, 38, 0)  # built-in JSON functions and MATERIALIZED CTEs
 
@@ -237,6 +238,7 @@ class SqliteBackend:
         self.search_passes: dict[str, int] = {"vec0": 0, "scan": 0, "second": 0, "exhaustive": 0, "quantized": 0}
         #: Quantized codes of collections, by name (see quantized.py), and when each was last
         #: brought up to date (a small collection is re-checked at most every CODES_RECHECK s).
+        self._turns = WriteTurns(settings.path, settings.timeout)
         self._codes: dict[str, quantized.Codes] = {}
         self._codes_checked: dict[str, float] = {}
 
@@ -247,8 +249,10 @@ class SqliteBackend:
 
         def connect() -> Any:
             # Runs on the aiosqlite thread that will own the connection.
-            conn = drv.module.connect(str(settings.path), timeout=settings.timeout, isolation_level=None,
-                                      cached_statements=256)
+            # The writer has no busy timeout: it takes the write lock through WriteTurns, which
+            # polls fairly (see writelock.py); readers wait in SQLite's busy handler as usual.
+            conn = drv.module.connect(str(settings.path), timeout=settings.timeout if reader else 0.0,
+                                      isolation_level=None, cached_statements=256)
             try:
                 # Plugin hooks, including this package's own, which loads sqlite-vec.
                 for result in registry.prepare_connection(conn, "sqlite"):
@@ -305,7 +309,9 @@ class SqliteBackend:
         self._writer = writer = await self._connect(reader=False)
         with self._errors():
             # WAL lets readers run beside the writer; it is a property of the file, set once.
-            self.journal_mode = str((await writer.fetchall("PRAGMA journal_mode=WAL"))[0][0]).lower()
+            # (Switching a new file to WAL needs the write lock: taken like any write, fairly.)
+            rows = await self._turns.begin(writer.fetchall, self._busy, "PRAGMA journal_mode=WAL")
+            self.journal_mode = str(rows[0][0]).lower()
             await self._migrate(writer)
             await self._backfill_codes(writer)
         for _ in range(self.settings.readers):
@@ -325,7 +331,7 @@ class SqliteBackend:
         if current == latest:
             return
         if current < latest:
-            await writer.execute("BEGIN IMMEDIATE")
+            await self._begin(writer)
             try:
                 # Re-read under the lock: another process may have migrated meanwhile.
                 current = await self._schema_version(writer)
@@ -357,7 +363,7 @@ class SqliteBackend:
         """Write the quantized codes of collections that predate them (migration 4), once."""
         pending = await writer.fetchall(f'SELECT name FROM "{GENERATIONS}" WHERE complete = 0')
         for (name,) in pending:
-            await writer.execute("BEGIN IMMEDIATE")
+            await self._begin(writer)
             try:
                 found = await writer.fetchall(f'SELECT spec FROM "{CATALOG}" WHERE name = ?', [name])
                 done = await writer.fetchall(f'SELECT complete FROM "{GENERATIONS}" WHERE name = ?', [name])
@@ -388,6 +394,7 @@ class SqliteBackend:
         for conn in conns:
             with contextlib.suppress(Exception):
                 await conn.raw.close()
+        self._turns.close()
 
     # -- errors ------------------------------------------------------------
 
@@ -431,6 +438,16 @@ class SqliteBackend:
         return exc
 
     # -- locking -----------------------------------------------------------
+
+    async def _begin(self, writer: _Conn) -> None:
+        """BEGIN IMMEDIATE on the writer, taking turns fairly with other processes (writelock.py)."""
+        await self._turns.begin(writer.execute, self._busy)
+
+    def _busy(self, exc: BaseException) -> bool:
+        if not isinstance(exc, self.driver.error):
+            return False
+        text = str(exc).lower()
+        return "locked" in text or "busy" in text
 
     def _check_open(self) -> None:
         if self._closed or self._writer is None:
@@ -478,7 +495,7 @@ class SqliteBackend:
             return
         async with self._lock:
             with self._errors(collection):
-                await writer.execute("BEGIN IMMEDIATE")
+                await self._begin(writer)
             try:
                 with self._errors(collection):
                     yield writer
@@ -487,6 +504,8 @@ class SqliteBackend:
                 with contextlib.suppress(Exception):
                     await writer.execute("ROLLBACK")
                 raise
+            finally:
+                self._turns.released()
 
     @contextlib.asynccontextmanager
     async def _read(self, collection: str | None = None, snapshot: bool = False) -> AsyncIterator[_Conn]:
@@ -543,7 +562,7 @@ class SqliteBackend:
             return
         async with self._lock:
             with self._errors():
-                await writer.execute("BEGIN IMMEDIATE")
+                await self._begin(writer)
             state = _Txn()
             token = self._txn.set(state)
             try:
@@ -563,6 +582,7 @@ class SqliteBackend:
                     raise
             finally:
                 self._txn.reset(token)
+                self._turns.released()
 
     # -- catalog -----------------------------------------------------------
 
