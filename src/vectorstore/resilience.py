@@ -193,15 +193,18 @@ class ResilientBackend:
             self.instruments.retry(operation, collection, self.name, type(exc).__name__, state.attempt_number,
                                    state.next_action.sleep if state.next_action else 0.0)
 
+        budget = self.policy.deadline_for(rows)
+        loop = asyncio.get_running_loop()
+        end = None if budget is None else loop.time() + budget  # (the whole call, retries included)
         retrying = tenacity.AsyncRetrying(
-            stop=tenacity.stop_after_attempt(attempts),
+            stop=tenacity.stop_after_attempt(attempts) | tenacity.stop_after_delay(budget or float("inf")),
             wait=tenacity.wait_random_exponential(multiplier=self.policy.retry_backoff,
                                                   max=self.policy.retry_backoff_max),
             retry=tenacity.retry_if_exception(retryable), reraise=True, before_sleep=before_sleep)
         start = time.perf_counter()
         try:
             with self.instruments.span(operation, collection, self.name):
-                result: T = await retrying(self._attempt, operation, collection, kind, make, rows, in_txn)
+                result: T = await retrying(self._attempt, operation, collection, kind, make, end, budget, in_txn)
         except BaseException as exc:
             self.instruments.call(operation, collection, self.name, _outcome(exc), time.perf_counter() - start, rows)
             raise
@@ -212,14 +215,12 @@ class ResilientBackend:
         return result
 
     async def _attempt(self, operation: str, collection: str | None, kind: Kind, make: Callable[[], Awaitable[T]],
-                       rows: int, in_txn: bool) -> T:
+                       end: float | None, budget: float | None, in_txn: bool) -> T:
         probe = False if in_txn else self.breaker.before(self.name)
-        deadline = self.policy.deadline_for(rows)
         try:
-            async with asyncio.timeout(deadline):
-                result = await make()
+            result = await _within(make, end)
         except TimeoutError:
-            error = self._late(operation, collection, kind, deadline)
+            error = self._late(operation, collection, kind, budget)
             self.breaker.failure(probe)
             raise error from None
         except (BackendUnavailable, OutcomeUnknown) as exc:
@@ -353,6 +354,40 @@ class ResilientBackend:
         # Optional protocols (Benchmarkable...) and backend-specific attributes reach the plugin's
         # object; the SPI methods above are the only ones the layer wraps.
         return getattr(self.inner, name)
+
+
+async def _within(make: Callable[[], Awaitable[T]], end: float | None) -> T:
+    """``await make()``, given up at loop time ``end`` (TimeoutError). The call runs as a task that
+    is abandoned, not awaited, at the deadline: a driver may take long to clean up a cancelled
+    call (psycopg waits up to 10 s for the server to acknowledge a cancel request, which a dead
+    network never does), and that must not hold the caller. The task finishes in the background."""
+    if end is None:
+        return await make()
+    loop = asyncio.get_running_loop()
+    left = end - loop.time()
+    if left <= 0:
+        raise TimeoutError
+    task = loop.create_task(_run(make))  # (copies the caller's context: its transaction, if any)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=left)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        task.add_done_callback(_forget)
+        raise TimeoutError
+    return task.result()
+
+
+async def _run(make: Callable[[], Awaitable[T]]) -> T:
+    return await make()
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    """Consume an abandoned call's outcome (asyncio would log it as never retrieved)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _outcome(exc: BaseException) -> str:
