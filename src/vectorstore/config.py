@@ -86,7 +86,7 @@ COMMON_OPTIONS: dict[str, Any] = {
     "retry_backoff_max": 1.0,
     "breaker_failures": 5,
     "breaker_reset": 1.0,
-    "slow_call": 1.0,
+    "slow_call": 1.0,  # (per 1,000 records of a write, as the deadline)
     # Prometheus metrics (the metrics extra) and OpenTelemetry spans (the tracing extra).
     "metrics": False,
     "tracing": False,

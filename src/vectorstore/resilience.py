@@ -210,7 +210,7 @@ class ResilientBackend:
             raise
         self.instruments.call(operation, collection, self.name, "ok", time.perf_counter() - start, rows)
         slow = self.policy.slow_call
-        if slow is not None and time.perf_counter() - start >= slow:
+        if slow is not None and time.perf_counter() - start >= slow * max(1, math.ceil(rows / 1000)):
             self.instruments.slow(operation, collection, self.name, time.perf_counter() - start, rows)
         return result
 
