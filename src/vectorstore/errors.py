@@ -110,6 +110,14 @@ class CircuitOpen(BackendUnavailable):
     refused without trying until a probe finds it back (the ``breaker_*`` options)."""
 
 
+class StatementTimeout(BackendUnavailable):
+    """The database cancelled a statement that ran past its statement timeout (a lock held by
+    another session, an overloaded server, a query bigger than the timeout allows). The database
+    is up and nothing was changed; the call is not run again by itself, because it would most
+    likely spend the whole timeout again. Raise the backend's statement timeout option for big
+    calls, or look for the session holding the lock."""
+
+
 class OutcomeUnknown(VectorStoreError):
     """A write was sent but its acknowledgement was lost (the connection broke, or the deadline
     passed, before the server answered): it may or may not have been committed. The library runs

@@ -37,6 +37,7 @@ from vectorstore.errors import (
     ConfigError,
     DeadlineExceeded,
     OutcomeUnknown,
+    StatementTimeout,
 )
 from vectorstore.filters import Filter
 from vectorstore.instruments import Instruments
@@ -158,7 +159,10 @@ class Breaker:
 
 
 def _transient(exc: BaseException) -> bool:
-    return isinstance(exc, BackendUnavailable) and not isinstance(exc, CircuitOpen)
+    """A failure that says the database may be unreachable: it is retried, and it counts
+    towards opening the breaker. A statement timeout is an answer (the server is up, the
+    statement was slow) and a refusal by the open breaker is no new evidence."""
+    return isinstance(exc, BackendUnavailable) and not isinstance(exc, (CircuitOpen, StatementTimeout))
 
 
 class ResilientBackend:
@@ -398,6 +402,8 @@ def _outcome(exc: BaseException) -> str:
         return "deadline"
     if isinstance(exc, OutcomeUnknown):
         return "outcome_unknown"
+    if isinstance(exc, StatementTimeout):
+        return "statement_timeout"
     if isinstance(exc, BackendUnavailable):
         return "unavailable"
     from vectorstore.errors import InvalidInput, TransactionConflict, VectorStoreError

@@ -19,7 +19,7 @@ from psycopg import sql
 import vectorstore
 from fixtures.pgstore import open_pg, run
 from fixtures.pgtrace import Tracer
-from vectorstore.errors import BackendUnavailable, DuplicateId, ExtensionMissing
+from vectorstore.errors import BackendUnavailable, DuplicateId, ExtensionMissing, StatementTimeout
 from vectorstore.filters import parse_filter
 from vectorstore.store import AsyncStore
 from vectorstore_postgres import migrations
@@ -527,7 +527,8 @@ def test_ties_at_the_cutoff_are_broken_by_id_on_the_index_path(url: str) -> None
 # -- timeouts, pool, connection errors --------------------------------------------------------
 
 
-def test_statement_timeout_becomes_backend_unavailable(url: str, server_url: str) -> None:
+def test_statement_timeout_becomes_backend_unavailable(url: str, server_url: str,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
     async def go() -> None:
         store, backend = await open_pg(url, statement_timeout="200ms")
         col = await store.create_collection("docs", dim=3)
@@ -541,7 +542,16 @@ def test_statement_timeout_becomes_backend_unavailable(url: str, server_url: str
             assert "?statement_timeout=" in str(info.value) and "DB_QUERY_TIMEOUT" in str(info.value)
             with pytest.raises(BackendUnavailable, match=r"statement_timeout=0\.2s") as info:
                 await col.search([1, 0, 0])  # (searches take their own path to the pool)
+            assert isinstance(info.value, StatementTimeout)
             assert isinstance(info.value.__cause__, psycopg.errors.QueryCanceled)
+            # The server answered each time: no call is run again (it would wait out the timeout
+            # again), and more timeouts than breaker_failures do not open the circuit.
+            caplog.clear()
+            for _ in range(6):
+                with pytest.raises(StatementTimeout):
+                    await col.count()
+            assert store.layer.breaker.state.value == "closed" and store.layer.breaker.failures == 0
+            assert not [r for r in caplog.records if "retrying" in r.getMessage()]
         finally:
             await locker.rollback()
             await locker.close()

@@ -1,30 +1,29 @@
-"""Connection settings, connection set-up, and the translation of driver errors.
+"""Connection settings and the set-up of each connection.
 
 :class:`Settings` is parsed once from the store URL and options. Every pooled
 connection is prepared by :func:`prepare` (through the ``vectorstore_prepare_connection``
 hook): pgvector's binary adapters, and JSON codecs that round-trip like the
 reference backend. Session settings (statement timeout, UTC) travel in the libpq
 ``options`` of the startup packet, so preparing a connection costs no round trip.
+The pool, transactions and the translation of driver errors are in
+:mod:`vectorstore_postgres.pool`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import re
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 import psycopg
-import psycopg.errors
 from psycopg.types import TypeInfo
-from psycopg_pool import PoolTimeout
 
 from vectorstore.config import StoreConfig, parse_duration, parse_int
-from vectorstore.errors import BackendUnavailable, CollectionNotFound, ConfigError, TransactionConflict
+from vectorstore.errors import ConfigError
 from vectorstore_postgres import codecs
 from vectorstore_postgres.dialect import Dialect
 from vectorstore_postgres.prepared import PreparedStatements
@@ -201,78 +200,3 @@ async def prepare(conn: psycopg.AsyncConnection[Any]) -> None:
         # queries per connection.
         info = setup.vector_info if setup.dialect.binary_vectors else None
     codecs.register(conn, info)
-
-
-# -- errors ------------------------------------------------------------------------
-
-
-def unavailable(settings: Settings, exc: BaseException) -> BackendUnavailable:
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return BackendUnavailable(
-        f"cannot reach PostgreSQL at {settings.target}: {detail}. Check that the server is running and "
-        "reachable, the host, port, database name, user and password in the URL (or DB_* variables), "
-        "sslmode, and that the server accepts connections (pg_hba.conf); connect_timeout is "
-        f"{settings.connect_timeout:g}s")
-
-
-def timed_out(settings: Settings) -> BackendUnavailable:
-    return BackendUnavailable(
-        f"a statement on {settings.target} ran longer than statement_timeout={settings.statement_timeout:g}s and "
-        "was cancelled; raise it with ?statement_timeout=30s in the URL, the statement_timeout option, or "
-        "DB_QUERY_TIMEOUT (milliseconds)")
-
-
-#: serialization_failure (40001) and deadlock_detected (40P01): the transaction lost a race.
-CONFLICTS = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
-
-
-def conflict(exc: psycopg.Error) -> TransactionConflict:
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return TransactionConflict(
-        f"the transaction lost a race with a concurrent one and is rolled back (PostgreSQL: SQLSTATE "
-        f"{exc.sqlstate}, {detail}); nothing it wrote is kept, so running it again is safe and usually "
-        "succeeds")
-
-
-@contextlib.contextmanager
-def translate_errors(settings: Settings, collection: str | None = None) -> Iterator[None]:
-    """Turn driver errors into vectorstore's typed errors."""
-    try:
-        yield
-    except Exception as exc:
-        typed = translated(exc, settings, collection)
-        if typed is None:
-            raise
-        raise typed from typed.__cause__
-
-
-def translated(exc: BaseException, settings: Settings, collection: str | None = None) -> Exception | None:
-    """The typed error for a driver error (its ``__cause__`` set as by ``raise ... from``), or
-    None when ``exc`` is to propagate as it is."""
-    typed: Exception
-    cause: BaseException | None = exc
-    if isinstance(exc, psycopg.errors.UndefinedTable):
-        if collection is None:
-            typed = BackendUnavailable(
-                f"vectorstore's tables are missing from {settings.target} (schema {settings.schema!r}): {exc}. "
-                "Reopen the store so its migrations run again")
-        else:
-            typed, cause = CollectionNotFound.named(collection), None
-    elif isinstance(exc, psycopg.errors.QueryCanceled):
-        typed = (timed_out(settings) if "statement timeout" in str(exc) else
-                 BackendUnavailable(f"a statement on {settings.target} was cancelled: {exc}"))
-    elif isinstance(exc, CONFLICTS):
-        # OperationalErrors to psycopg, but the server is fine: the transaction may be retried.
-        typed = conflict(exc)
-    elif isinstance(exc, PoolTimeout):
-        typed = BackendUnavailable(
-            f"no PostgreSQL connection to {settings.target} became free or could be opened within "
-            f"connect_timeout={settings.connect_timeout:g}s (pool_max={settings.pool_max}); check the server, "
-            "or raise pool_max / connect_timeout")
-    elif isinstance(exc, psycopg.OperationalError):
-        typed = unavailable(settings, exc)
-    else:
-        return None
-    typed.__cause__ = cause
-    typed.__suppress_context__ = True
-    return typed

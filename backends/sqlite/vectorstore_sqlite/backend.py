@@ -48,6 +48,7 @@ from vectorstore.errors import (
     ConfigError,
     DuplicateId,
     InvalidName,
+    StatementTimeout,
     StoreClosed,
     TransactionError,
     VectorStoreError,
@@ -413,7 +414,7 @@ class SqliteBackend:
         if "no such table" in low and collection is not None:
             return CollectionNotFound.named(collection)
         if "locked" in low or "busy" in low:
-            return BackendUnavailable(
+            return StatementTimeout(
                 f"the SQLite database {path} stayed locked by another connection or process for more than "
                 f"{self.settings.timeout:g}s ({msg}); retry, keep other writers' transactions short, or wait "
                 "longer with the timeout option (e.g. sqlite:///path.db?timeout=30s)"

@@ -44,9 +44,11 @@ def _test_url(base_url: str | None, tmp_path: Path) -> str:
 
 
 def _test_cleanup(url: str) -> None:
-    """Delete a file :func:`_test_url` made beside the tester's (with its -wal and -shm)."""
+    """Delete a file :func:`_test_url` made beside the tester's (with its -wal, -shm and the
+    writers' -vslock marker)."""
     path = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path)[1:])
-    for name in (path.name, path.name + "-wal", path.name + "-shm", path.name + "-journal"):
+    for suffix in ("", "-wal", "-shm", "-journal", "-vslock"):
+        name = path.name + suffix
         path.with_name(name).unlink(missing_ok=True)
 
 
