@@ -360,6 +360,10 @@ class ResilientBackend:
         return getattr(self.inner, name)
 
 
+#: How long a call the caller cancelled may take to clean up before the caller gets control back.
+CANCEL_GRACE = 1.0
+
+
 async def _within(make: Callable[[], Awaitable[T]], end: float | None) -> T:
     """``await make()``, given up at loop time ``end`` (TimeoutError). The call runs as a task that
     is abandoned, not awaited, at the deadline: a driver may take long to clean up a cancelled
@@ -375,7 +379,13 @@ async def _within(make: Callable[[], Awaitable[T]], end: float | None) -> T:
     try:
         done, _ = await asyncio.wait({task}, timeout=left)
     except asyncio.CancelledError:
+        # The caller gave up (its own timeout, a client gone): the call is cancelled, and given a
+        # moment to clean up as it would inline (a driver cancels the statement on the server),
+        # but no more: a call stuck on a dead network is left to finish in the background.
         task.cancel()
+        task.add_done_callback(_forget)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait({task}, timeout=CANCEL_GRACE)
         raise
     if not done:
         task.cancel()

@@ -44,7 +44,7 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from vectorstore.config import StoreConfig
-from vectorstore.errors import BackendUnavailable
+from vectorstore.errors import BackendUnavailable, ConfigError
 from vectorstore.filters import Filter
 from vectorstore.records import BatchParts, Hit, Record, RecordBatch, RecordId, Vector
 from vectorstore.schema import CollectionSpec
@@ -208,19 +208,20 @@ class PostgresBackend:
         try:
             async with self._connections.connection() as conn:
                 await conn.execute("SELECT 1", prepare=True)
-        except BackendUnavailable as exc:
+        except (BackendUnavailable, ConfigError) as exc:
             ok, error = False, str(exc)
         latency = (time.perf_counter() - start) * 1000
-        stats = self._connections.pool.get_stats()
         details: dict[str, Any] = {
             "target": self.settings.target, "dialect": self.dialect.name,
-            "pool": {"min": self.settings.pool_min, "max": self.settings.pool_max,
-                     "size": stats.get("pool_size", 0), "available": stats.get("pool_available", 0),
-                     "waiting": stats.get("requests_waiting", 0)},
+            "pool": {"min": self.settings.pool_min, "max": self.settings.pool_max, **self.pool_stats()},
         }
         if error:
             details["error"] = error
         return Health(ok=ok, backend=self.name, latency_ms=latency, details=details)
+
+    def pool_stats(self) -> dict[str, int]:
+        """The pool's connections by state: size, idle, in_use, waiting (read by the metrics)."""
+        return self._connections.stats()
 
     async def doctor(self) -> list[Check]:
         checks: list[Check] = []
@@ -237,7 +238,7 @@ class PostgresBackend:
                 cur = await conn.execute(sql.SQL("SELECT spec FROM {}").format(self._catalog.table))
                 specs = [CollectionSpec.from_dict(r[0]) for r in await cur.fetchall()]
                 pending = await pending_indexes(conn, self.settings.schema)
-        except BackendUnavailable as exc:
+        except (BackendUnavailable, ConfigError) as exc:
             return [Check("connection", False, str(exc), "start the server or fix the URL")]
         checks.append(Check("server", True, f"PostgreSQL {version} at {self.settings.target} "
                                             f"(user {user}, database {database})"))

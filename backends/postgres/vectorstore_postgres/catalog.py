@@ -75,7 +75,7 @@ class Catalog:
 
     async def create_collection(self, spec: CollectionSpec) -> None:
         q = self.q(spec)
-        async with self.connections.connection() as conn, conn.transaction():
+        async with self.connections.connection(write=True) as conn, conn.transaction():
             cur = await conn.execute(sql.SQL(
                 "INSERT INTO {} (name, spec, table_name) VALUES (%s, %s, %s) ON CONFLICT (name) DO NOTHING "
                 "RETURNING name").format(self.table), [spec.name, Jsonb(spec.to_dict()), table_name(spec.name)])
@@ -104,7 +104,7 @@ class Catalog:
         return [CollectionSpec.from_dict(row[0]) for row in rows]
 
     async def drop_collection(self, name: str) -> bool:
-        async with self.connections.connection() as conn, conn.transaction():
+        async with self.connections.connection(write=True) as conn, conn.transaction():
             cur = await conn.execute(sql.SQL("DELETE FROM {} WHERE name = %s RETURNING table_name").format(
                 self.table), [name])
             row = await cur.fetchone()
@@ -131,7 +131,7 @@ class Catalog:
             "(SELECT coalesce(max({id}), 0) FROM {table}), %(after)s) + %(n)s "
             "RETURNING last").format(seq=self._sequences(), id=sql.Identifier(ID_COLUMN), table=q.table)
         try:
-            async with self.connections.connection(spec.name) as conn, conn.transaction():
+            async with self.connections.connection(spec.name, write=True) as conn, conn.transaction():
                 cur = await conn.execute(statement, {"name": spec.name, "after": after, "n": n})
                 row = await cur.fetchone()
         except psycopg.errors.NumericValueOutOfRange:

@@ -55,6 +55,13 @@ DEFAULTS: dict[str, Any] = {
     "index_build_memory": "1GB",
 }
 
+#: TCP settings of every connection, unless the URL sets them: a server or network that dies
+#: silently is noticed in ~20 s on an idle connection (keepalives: 10 s idle, then 3 probes 3 s
+#: apart) and in 20 s on one whose sent data goes unacknowledged (tcp_user_timeout, ms), rather
+#: than after the kernel's ~2 h (idle) or ~15 min (retransmissions). Unix sockets ignore them.
+KEEPALIVES: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3,
+                              "keepalives_count": 3, "tcp_user_timeout": 20_000}
+
 _SIZE = re.compile(r"^\s*(\d+)\s*(kB|MB|GB|TB)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40}
 
@@ -105,10 +112,14 @@ class Settings:
     def connect_kwargs(self) -> dict[str, Any]:
         """libpq keyword arguments for every connection (pooled or not)."""
         kwargs: dict[str, Any] = dict(self.libpq)
+        in_url = psycopg.conninfo.conninfo_to_dict(self.conninfo)
+        for name, value in KEEPALIVES.items():
+            if name not in kwargs and name not in in_url:  # (keyword arguments override the URL)
+                kwargs[name] = value
         # libpq counts whole seconds and treats 1 as 2; 0 would mean "wait forever".
         kwargs["connect_timeout"] = max(2, math.ceil(self.connect_timeout))
         session = f"-c statement_timeout={round(self.statement_timeout * 1000)} -c TimeZone=UTC"
-        given = kwargs.get("options") or psycopg.conninfo.conninfo_to_dict(self.conninfo).get("options")
+        given = kwargs.get("options") or in_url.get("options")
         kwargs["options"] = f"{given} {session}" if given else session
         return kwargs
 
@@ -166,6 +177,9 @@ class PooledConnection(psycopg.AsyncConnection[Any]):
 
     _search_cursor: psycopg.AsyncCursor[Any] | None = None
     _statements: PreparedStatements | None = None
+    #: When the pool last handed this connection back (``time.monotonic()``): one idle longer
+    #: than :data:`~vectorstore_postgres.pool.CHECK_IDLE` is checked before it is used again.
+    returned_at: float = 0.0
 
     def search_cursor(self) -> psycopg.AsyncCursor[Any]:
         cur = self._search_cursor

@@ -26,9 +26,12 @@ typed errors.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import inspect
+import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -38,18 +41,42 @@ import psycopg.errors
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from vectorstore import registry
-from vectorstore.errors import BackendUnavailable, CollectionNotFound, StatementTimeout, TransactionConflict
+from vectorstore.errors import (
+    BackendUnavailable,
+    CollectionNotFound,
+    ConfigError,
+    OutcomeUnknown,
+    StatementTimeout,
+    TransactionConflict,
+)
 from vectorstore_postgres.connection import PooledConnection, Settings, Setup, remember
 
 AConn = psycopg.AsyncConnection[Any]
 T = TypeVar("T")
 
+log = logging.getLogger("vectorstore.postgres")
+
 
 # -- errors ------------------------------------------------------------------------
 
 
-def unavailable(settings: Settings, exc: BaseException) -> BackendUnavailable:
+#: What the server says when it refused the connection for a reason no retry fixes: the URL
+#: or the server's set-up must change (libpq reports these before any SQLSTATE is known).
+REFUSALS = ("password authentication failed", "does not exist", "no pg_hba.conf entry",
+            "permission denied for database", "not permitted to log in", "authentication failed",
+            "no password supplied", "certificate", "SSL is not enabled", "server does not support SSL")
+
+
+def unavailable(settings: Settings, exc: BaseException) -> BackendUnavailable | ConfigError:
+    """The typed error of a failed connection attempt: ``ConfigError`` when the server refused
+    the URL's user, password, database or TLS settings (retrying cannot help), else
+    ``BackendUnavailable`` (down, unreachable, starting up, out of connection slots)."""
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if any(refusal in detail for refusal in REFUSALS):
+        return ConfigError(
+            f"PostgreSQL at {settings.target} refused the connection: {detail}. Fix the user, password, "
+            "database name or sslmode in the URL (or the DB_* variables), or the server's pg_hba.conf; "
+            "retrying will not help")
     return BackendUnavailable(
         f"cannot reach PostgreSQL at {settings.target}: {detail}. Check that the server is running and "
         "reachable, the host, port, database name, user and password in the URL (or DB_* variables), "
@@ -77,20 +104,24 @@ def conflict(exc: psycopg.Error) -> TransactionConflict:
 
 
 @contextlib.contextmanager
-def translate_errors(settings: Settings, collection: str | None = None) -> Iterator[None]:
-    """Turn driver errors into vectorstore's typed errors."""
+def translate_errors(settings: Settings, collection: str | None = None, *, write: bool = False) -> Iterator[None]:
+    """Turn driver errors into vectorstore's typed errors (``write``: see :func:`translated`)."""
     try:
         yield
     except Exception as exc:
-        typed = translated(exc, settings, collection)
+        typed = translated(exc, settings, collection, write=write)
         if typed is None:
             raise
         raise typed from typed.__cause__
 
 
-def translated(exc: BaseException, settings: Settings, collection: str | None = None) -> Exception | None:
+def translated(exc: BaseException, settings: Settings, collection: str | None = None, *,
+               write: bool = False) -> Exception | None:
     """The typed error for a driver error (its ``__cause__`` set as by ``raise ... from``), or
-    None when ``exc`` is to propagate as it is."""
+    None when ``exc`` is to propagate as it is. ``write``: the error ended a write that had its
+    connection, so statements may have reached the server: a lost connection is then
+    ``OutcomeUnknown`` (the COMMIT may have been applied with its acknowledgement lost), never
+    ``BackendUnavailable``, which promises that nothing took effect."""
     typed: Exception
     cause: BaseException | None = exc
     if isinstance(exc, psycopg.errors.UndefinedTable):
@@ -106,11 +137,22 @@ def translated(exc: BaseException, settings: Settings, collection: str | None = 
     elif isinstance(exc, CONFLICTS):
         # OperationalErrors to psycopg, but the server is fine: the transaction may be retried.
         typed = conflict(exc)
+    elif isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        detail = str(exc).strip().splitlines()[0]
+        typed = ConfigError(
+            f"the database user lacks a privilege on {settings.target}: {detail}. Grant it to the URL's user "
+            "(or connect as one that has it); retrying will not help")
     elif isinstance(exc, PoolTimeout):
         typed = BackendUnavailable(
             f"no PostgreSQL connection to {settings.target} became free or could be opened within "
             f"connect_timeout={settings.connect_timeout:g}s (pool_max={settings.pool_max}); check the server, "
             "or raise pool_max / connect_timeout")
+    elif isinstance(exc, psycopg.OperationalError) and write:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        typed = OutcomeUnknown(
+            f"the connection to PostgreSQL at {settings.target} was lost during a write ({detail}): it may or "
+            "may not have been committed. Check with get() before running it again (an upsert or a delete "
+            "may simply be repeated)")
     elif isinstance(exc, psycopg.OperationalError):
         typed = unavailable(settings, exc)
     else:
@@ -136,9 +178,26 @@ class Held:
             raise conflict(self.lost)
 
 
+#: A pooled connection idle this long is checked (an empty statement, one round trip) before it
+#: is handed out: after a server restart or a failover every idle connection is dead, and
+#: without the check each would fail one call. Busy connections are not checked.
+CHECK_IDLE = 1.0
+#: How long a call waits for the pool before asking the server itself whether it is there: the
+#: pool retries failed connection attempts with exponential backoff (seconds to minutes after an
+#: outage), so a call would otherwise wait its whole connect_timeout to fail, and the first calls
+#: after the server's return would wait for the pool's next attempt.
+POOL_PATIENCE = 0.5
+
+
 class Connections:
     """The backend's way to the server: its settings and dialect, the pool, and the transaction
-    the calling task holds (if any). Shared by every part of the backend."""
+    the calling task holds (if any). Shared by every part of the backend.
+
+    Every pooled connection is taken by :meth:`acquire` and given back by :meth:`release`.
+    ``acquire`` checks a connection idle for :data:`CHECK_IDLE` before handing it out, and when
+    the pool has no connection for :data:`POOL_PATIENCE` although it may open more, connects
+    to the server directly: if that fails the call fails at once with the server's own reason;
+    if it succeeds the pool (stuck in its reconnection backoff) is replaced by a new one."""
 
     def __init__(self, settings: Settings, setup: Setup, session_settings: list[tuple[str, str]]) -> None:
         self.settings = settings
@@ -150,11 +209,19 @@ class Connections:
         self.session_settings = session_settings
         self.held: contextvars.ContextVar[Held | None] = contextvars.ContextVar(
             f"vectorstore_postgres_txn_{id(self)}", default=None)
-        self.pool: AsyncConnectionPool[PooledConnection] = AsyncConnectionPool(
-            settings.conninfo, connection_class=PooledConnection, min_size=settings.pool_min,
-            max_size=settings.pool_max, kwargs={"autocommit": True, **settings.connect_kwargs()},
-            configure=self.configure, timeout=settings.connect_timeout, open=False,
-            name=f"vectorstore:{settings.target}")
+        self.pool = self._new_pool()
+        #: Connections handed out and not yet given back.
+        self.in_use = 0
+        #: Pools replaced by a new one, closing in the background.
+        self._retired: set[asyncio.Task[None]] = set()
+        self._checking: asyncio.Task[None] | None = None
+
+    def _new_pool(self) -> AsyncConnectionPool[PooledConnection]:
+        return AsyncConnectionPool(
+            self.settings.conninfo, connection_class=PooledConnection, min_size=self.settings.pool_min,
+            max_size=self.settings.pool_max, kwargs={"autocommit": True, **self.settings.connect_kwargs()},
+            configure=self.configure, timeout=self.settings.connect_timeout, open=False,
+            name=f"vectorstore:{self.settings.target}")
 
     async def open(self) -> None:
         try:
@@ -165,6 +232,11 @@ class Connections:
 
     async def close(self) -> None:
         await self.pool.close()
+        if self._checking is not None:
+            self._checking.cancel()
+        for task in list(self._retired):
+            with contextlib.suppress(Exception):
+                await task
 
     async def configure(self, conn: AConn) -> None:
         """Prepare a new connection (pooled or dedicated) for the backend."""
@@ -175,21 +247,115 @@ class Connections:
         # Session defaults for searches (see Search.scope): most searches then need no SET.
         calls = ", ".join("set_config(%s, %s, false)" for _ in self.session_settings)
         await conn.execute(f"SELECT {calls}", [v for pair in self.session_settings for v in pair])
+        if isinstance(conn, PooledConnection):
+            conn.returned_at = time.monotonic()
+
+    def stats(self) -> dict[str, int]:
+        """The pool's connections by state (for metrics and health)."""
+        stats = self.pool.get_stats()
+        size = stats.get("pool_size", 0)
+        return {"size": size, "idle": stats.get("pool_available", 0), "in_use": self.in_use,
+                "waiting": stats.get("requests_waiting", 0)}
+
+    # -- taking and giving back pooled connections ----------------------------------------
+
+    async def acquire(self) -> tuple[AsyncConnectionPool[PooledConnection], PooledConnection]:
+        """A pooled connection that works, and the pool to give it back to (:meth:`release`).
+        Raises ``BackendUnavailable`` (or ``ConfigError``) when the server cannot be reached."""
+        settings = self.settings
+        for _ in range(settings.pool_max + 2):  # (each round discards a dead idle connection)
+            pool = self.pool
+            patience = min(POOL_PATIENCE, settings.connect_timeout)
+            try:
+                conn = await pool.getconn(timeout=patience)
+            except PoolTimeout:
+                if self.in_use >= settings.pool_max:  # every connection is busy: wait for one
+                    conn = await self._wait(pool, settings.connect_timeout - patience)
+                else:
+                    await self._probe()  # raises if the server is not there
+                    pool = await self._renew(pool)
+                    conn = await self._wait(pool, settings.connect_timeout)
+            self.in_use += 1
+            if time.monotonic() - conn.returned_at < CHECK_IDLE:
+                return pool, conn
+            try:
+                await conn.execute("")
+            except psycopg.Error:
+                await self.release(pool, conn)  # (the pool discards it: it is closed)
+                self._check_idle(pool)
+                continue
+            except BaseException:
+                await self.release(pool, conn)
+                raise
+            return pool, conn
+        raise BackendUnavailable(
+            f"every pooled connection to {settings.target} was found dead, and new ones too; check the server")
+
+    async def _wait(self, pool: AsyncConnectionPool[PooledConnection], timeout: float) -> PooledConnection:
+        try:
+            return await pool.getconn(timeout=max(timeout, 0.001))
+        except PoolTimeout as exc:
+            typed = translated(exc, self.settings)
+            assert typed is not None
+            raise typed from None
+
+    async def release(self, pool: AsyncConnectionPool[PooledConnection], conn: PooledConnection) -> None:
+        self.in_use -= 1
+        conn.returned_at = time.monotonic()
+        await pool.putconn(conn)  # (a closed or broken connection is discarded and replaced)
+
+    async def _probe(self) -> None:
+        """Connect to the server directly (not through the pool); raise the typed error if that fails."""
+        try:
+            conn = await psycopg.AsyncConnection.connect(self.settings.conninfo, autocommit=True,
+                                                         **self.settings.connect_kwargs())
+        except psycopg.OperationalError as exc:
+            raise unavailable(self.settings, exc) from None
+        await conn.close()
+
+    async def _renew(self, stale: AsyncConnectionPool[PooledConnection]) -> AsyncConnectionPool[PooledConnection]:
+        """The server answers but the pool gave no connection: replace the pool (once, whoever
+        asks first) and close the old one in the background."""
+        if self.pool is stale:
+            log.info("the pool of %s had no connection while the server answered: replacing it",
+                     self.settings.target)
+            self.pool = self._new_pool()
+            await self.pool.open(wait=False)
+            task = asyncio.get_running_loop().create_task(stale.close(timeout=self.settings.connect_timeout))
+            self._retired.add(task)
+            task.add_done_callback(self._retired.discard)
+        return self.pool
+
+    def _check_idle(self, pool: AsyncConnectionPool[PooledConnection]) -> None:
+        """A connection was found dead: check the pool's other idle ones in the background."""
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.get_running_loop().create_task(pool.check())
+
+    def lost(self, conn: AConn) -> bool:
+        """Whether ``conn`` is no longer usable (its server or network went away)."""
+        return bool(conn.closed or conn.broken)
 
     def in_transaction(self) -> bool:
         return self.held.get() is not None
 
     @contextlib.asynccontextmanager
-    async def connection(self, collection: str | None = None) -> AsyncIterator[AConn]:
-        """A connection: the transaction's (inside a savepoint) or a pooled one."""
-        with translate_errors(self.settings, collection):
-            held = self.held.get()
-            if held is not None:
+    async def connection(self, collection: str | None = None, *, write: bool = False) -> AsyncIterator[AConn]:
+        """A connection: the transaction's (inside a savepoint) or a pooled one. ``write``: the
+        caller writes (a lost connection is then ``OutcomeUnknown``, see :func:`translated`)."""
+        held = self.held.get()
+        if held is not None:  # (nothing inside a transaction is committed before its COMMIT)
+            with translate_errors(self.settings, collection):
                 async with self.savepoint(held) as conn:
                     yield conn
-                return
-            async with self.pool.connection() as conn:
+            return
+        pool, conn = await self.acquire()
+        try:
+            with translate_errors(self.settings, collection, write=write):
                 yield conn
+        finally:
+            if self.lost(conn):
+                self._check_idle(pool)
+            await self.release(pool, conn)
 
     @contextlib.asynccontextmanager
     async def savepoint(self, held: Held) -> AsyncIterator[AConn]:
@@ -209,41 +375,49 @@ class Connections:
                 async with self.savepoint(held):
                     yield
             return
-        # translate_errors also covers the COMMIT on the way out, where a serializable
-        # transaction most often learns that it lost (TransactionConflict).
-        with translate_errors(self.settings):
-            async with self.pool.connection() as conn, conn.transaction():
-                if serializable:
-                    # Must precede every query of the transaction; ends with it (the pooled
-                    # connection keeps its default level).
-                    await conn.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", prepare=True)
-                state = Held(conn)
-                token = self.held.set(state)
-                try:
-                    yield
-                finally:
-                    self.held.reset(token)
-                # Never commit after a lost race, even when the block caught the TransactionConflict.
-                state.check()
+        pool, conn = await self.acquire()
+        try:
+            # translate_errors also covers the COMMIT on the way out, where a serializable
+            # transaction most often learns that it lost (TransactionConflict), and where a lost
+            # connection leaves the outcome unknown (write=True: a connection lost before the
+            # COMMIT committed nothing, but the two are not told apart).
+            with translate_errors(self.settings, write=True):
+                async with conn.transaction():
+                    if serializable:
+                        # Must precede every query of the transaction; ends with it (the pooled
+                        # connection keeps its default level).
+                        await conn.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", prepare=True)
+                    state = Held(conn)
+                    token = self.held.set(state)
+                    try:
+                        yield
+                    finally:
+                        self.held.reset(token)
+                    # Never commit after a lost race, even when the block caught the TransactionConflict.
+                    state.check()
+        finally:
+            if self.lost(conn):
+                self._check_idle(pool)
+            await self.release(pool, conn)
 
     async def leased(self, collection: str, work: Callable[[AConn], Awaitable[T]]) -> T:
         """``work`` run on a pooled connection the caller holds alone: the search's hot path.
 
-        Without :meth:`connection`'s two context-manager layers (measured at ~40 us of a ~1 ms
-        search), nor pool.connection()'s (its `async with conn` commits, a no-op in autocommit that
-        still takes the connection's lock); errors translated the same way. putconn() discards a
-        connection left mid-statement."""
+        Without :meth:`connection`'s context-manager layer (context managers were measured at
+        tens of microseconds of a ~1 ms search); errors translated the same way. putconn() discards a connection left
+        mid-statement."""
+        pool, conn = await self.acquire()
         try:
-            conn = await self.pool.getconn()
-            try:
-                return await work(conn)
-            finally:
-                await self.pool.putconn(conn)
+            return await work(conn)
         except Exception as exc:
             typed = translated(exc, self.settings, collection)
             if typed is None:
                 raise
             raise typed from typed.__cause__
+        finally:
+            if self.lost(conn):
+                self._check_idle(pool)
+            await self.release(pool, conn)
 
     async def dedicated(self) -> AConn:
         """A connection outside the pool, for the lifetime of one bulk load."""

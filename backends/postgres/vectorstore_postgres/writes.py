@@ -80,7 +80,7 @@ class Writes:
     async def _write(self, spec: CollectionSpec, batch: RecordBatch | BatchParts, *, replace: bool) -> None:
         q = self.catalog.q(spec)
         inserted: set[RecordId] = set()
-        async with self.connections.connection(spec.name) as conn:
+        async with self.connections.connection(spec.name, write=True) as conn:
             try:
                 async with conn.transaction():
                     if len(batch) >= self.connections.settings.copy_threshold:
@@ -197,7 +197,7 @@ class Writes:
 
     async def delete(self, spec: CollectionSpec, ids: Sequence[RecordId] | None, where: Filter | None) -> int:
         q = self.catalog.q(spec)
-        async with self.connections.connection(spec.name) as conn:
+        async with self.connections.connection(spec.name, write=True) as conn:
             if ids is not None:
                 cur = await conn.execute(q.delete_ids, [list(ids)], prepare=True)
             else:
