@@ -178,6 +178,46 @@ def test_the_circuit_opens_fails_fast_and_closes_after_a_probe() -> None:
     asyncio.run(go())
 
 
+def test_a_healthy_health_check_closes_the_circuit_after_its_reset_time() -> None:
+    """With no application call to probe it, the circuit must not stay open on a database that
+    answers: a health check that succeeds once the reset time has passed closes it (before that,
+    the circuit stays open: calls keep failing fast)."""
+    async def go() -> None:
+        store, backend, col = await open_faulty(retries=0, breaker_failures=2, breaker_reset=0.3)
+        backend.plan["count"] = [down(), down()]
+        for _ in range(2):
+            with pytest.raises(vs.BackendUnavailable):
+                await col.count()
+        assert (await store.health()).details["breaker"] == "open"  # (too soon)
+        await asyncio.sleep(0.35)
+        health = await store.health()
+        assert health.ok and health.details["breaker"] == "closed"
+        assert store.layer.breaker.state is BreakerState.CLOSED and store.layer.breaker.failures == 0
+        assert backend.calls["count"] == 2  # closed without a call probing it
+        assert await col.count() == 1
+        await store.aclose()
+
+    asyncio.run(go())
+
+
+def test_a_health_check_that_gets_no_answer_ends_at_the_deadline() -> None:
+    async def go() -> None:
+        store, backend, _ = await open_faulty(deadline=0.2)
+
+        async def hang() -> vs.Health:
+            await asyncio.sleep(5)
+            raise AssertionError("not reached")
+
+        backend.health = hang  # type: ignore[method-assign]
+        start = time.monotonic()
+        health = await store.health()
+        assert time.monotonic() - start < 1.0
+        assert not health.ok and "no answer within the deadline" in health.details["error"]
+        await store.aclose()
+
+    asyncio.run(go())
+
+
 def test_bad_input_and_conflicts_are_not_retried_and_do_not_open_the_circuit() -> None:
     async def go() -> None:
         store, backend, col = await open_faulty(retries=3, breaker_failures=1)

@@ -152,6 +152,13 @@ class Breaker:
             self.opened_at = time.monotonic()
             self._move(BreakerState.OPEN)
 
+    def answered(self) -> None:
+        """The database answered a check made outside the calls (a health check): once the
+        circuit's reset time has passed, that is a probe that succeeded, and closes it."""
+        if self.state is not BreakerState.CLOSED and time.monotonic() - self.opened_at >= self.reset:
+            self.failures = 0
+            self._move(BreakerState.CLOSED)
+
     def abandon(self, probe: bool) -> None:
         """The probe ended without telling (cancelled, or an error that is not the database's)."""
         if probe:
@@ -337,8 +344,21 @@ class ResilientBackend:
         return self.inner.in_transaction()
 
     async def health(self) -> Health:
-        # Not through the breaker: health() is how an operator sees whether the database is back.
-        health = await self.inner.health()
+        # Not through the breaker: health() is how an operator sees whether the database is back;
+        # a healthy answer after the reset time is a probe that succeeded, so it closes an open
+        # circuit (a service that only answers health checks must not stay "unavailable" for
+        # good). Within the deadline.
+        budget = self.policy.deadline_for(1)
+        loop = asyncio.get_running_loop()
+        start = time.perf_counter()
+        try:
+            health = await _within(self.inner.health, None if budget is None else loop.time() + budget)
+        except TimeoutError:
+            health = Health(ok=False, backend=self.name, latency_ms=(time.perf_counter() - start) * 1000,
+                            details={"error": f"the {self.name} database gave no answer within the deadline "
+                                              f"({budget:g}s)"})
+        if health.ok:
+            self.breaker.answered()
         details = {**health.details, "breaker": self.breaker.state.value,
                    "consecutive_failures": self.breaker.failures}
         return Health(ok=health.ok, backend=health.backend, latency_ms=health.latency_ms, details=details)

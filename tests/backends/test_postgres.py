@@ -796,6 +796,54 @@ def test_unreachable_server_is_backend_unavailable_without_the_password() -> Non
     assert "salesdb" in message and missing in message and "Check" in message
 
 
+def with_conninfo(url: str, **changes: str) -> str:
+    """``url`` with some of its connection parameters changed (the query string kept)."""
+    base, _, query = url.partition("?")
+    params = psycopg.conninfo.conninfo_to_dict(base)
+    params.update(changes)
+    user = f"{params.pop('user')}@" if params.get("user") else ""
+    host, port, db = params.get("host", "localhost"), params.get("port"), params.get("dbname", "")
+    return f"postgresql://{user}{host}{':' + str(port) if port else ''}/{db}" + (f"?{query}" if query else "")
+
+
+def test_a_database_that_does_not_exist_is_a_config_error(server_url: str) -> None:
+    """Retrying cannot fix a wrong database name: ConfigError, not BackendUnavailable (which an
+    application would retry forever), saying what to fix."""
+    with pytest.raises(vectorstore.ConfigError) as info:
+        run(vectorstore.open_store(with_conninfo(server_url, dbname="vs_no_such_database")))
+    assert not isinstance(info.value, BackendUnavailable)
+    assert "vs_no_such_database" in str(info.value) and "retrying will not help" in str(info.value)
+
+
+def test_a_user_without_the_privileges_gets_a_config_error(url: str, server_url: str) -> None:
+    """A role that may log in but not write the store's tables: ConfigError naming the missing
+    privilege, at open (migrations) or at the first write; never BackendUnavailable."""
+    role = f"vs_weak_{uuid.uuid4().hex[:8]}"
+
+    async def go() -> None:
+        store, _ = await open_pg(url)  # (the schema and its catalog exist)
+        await store.create_collection("docs", dim=2)
+        await store.aclose()
+        admin = await psycopg.AsyncConnection.connect(server_url, autocommit=True)
+        try:
+            await admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+            with pytest.raises(vectorstore.ConfigError) as info:
+                weak = await vectorstore.open_store(with_conninfo(url, user=role))
+                try:
+                    col = await weak.collection("docs")
+                    await col.upsert([{"id": "a", "vector": [1, 0]}])
+                finally:
+                    await weak.aclose()
+            assert not isinstance(info.value, BackendUnavailable)
+            assert "privilege" in str(info.value) or "permission denied" in str(info.value)
+        finally:
+            await admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            await admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+            await admin.close()
+
+    run(go())
+
+
 def test_failed_write_inside_a_transaction_keeps_it_usable(url: str) -> None:
     async def go() -> None:
         store, _ = await open_pg(url)

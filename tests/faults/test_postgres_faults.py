@@ -131,7 +131,8 @@ def test_a_refused_or_reset_network_fails_fast_then_recovers(pg: PgServer, proxy
     assert isinstance(result, vs.BackendUnavailable) and elapsed <= BOUND, (elapsed, result)
     proxy.set_mode("forward")
     took = wait_until(lambda: timed(lambda: col.count())[1] == 50, timeout=RECOVERY + 5)
-    assert took <= RECOVERY + 1.0, took
+    print(f"\n{mode}: the call failed in {elapsed:.2f} s; calls succeeded {took:.2f} s after the network healed")
+    assert took <= RECOVERY, took
     store.close()
 
 
@@ -166,8 +167,9 @@ def test_idle_connections_of_a_restarted_server_are_not_handed_out(pg: PgServer,
     store.close()
 
 
+@pytest.mark.parametrize("crash", ["kill", "immediate"])
 @pytest.mark.parametrize("api", ["sync", "async"])
-def test_calls_recover_within_two_seconds_of_the_servers_return(pg: PgServer, api: str) -> None:
+def test_calls_recover_within_two_seconds_of_the_servers_return(pg: PgServer, api: str, crash: str) -> None:
     """Defect 3: recovery lagged the server by up to connect_timeout (22 s after a 40 s outage). Now,
     whatever the outage, a call succeeds within 2 s of the server accepting connections; calls
     during the outage fail by their deadline, soon at once (the circuit is open)."""
@@ -185,7 +187,10 @@ def test_calls_recover_within_two_seconds_of_the_servers_return(pg: PgServer, ap
             return loop.run_until_complete(acol.count())
 
     try:
-        pg.kill()
+        if crash == "kill":
+            pg.kill()
+        else:
+            pg.stop("immediate")
         failures: list[tuple[float, Any]] = []
         outage_end = time.monotonic() + 5.0
         while time.monotonic() < outage_end:
@@ -198,7 +203,11 @@ def test_calls_recover_within_two_seconds_of_the_servers_return(pg: PgServer, ap
         wait_until(pg.accepting, timeout=30)
         accepting = time.monotonic()
         wait_until(lambda: timed(count)[1] == 50, timeout=30, step=0.05)
-        assert time.monotonic() - accepting <= RECOVERY, time.monotonic() - accepting
+        recovered = time.monotonic() - accepting
+        print(f"\nrecovery ({api}, {crash}, 5 s outage): {recovered:.2f} s after the server accepted; "
+              f"calls during the outage: {len(failures)}, slowest {max(t for t, _ in failures):.2f} s, "
+              f"{sum(isinstance(r, vs.CircuitOpen) for _, r in failures)} refused by the open circuit")
+        assert recovered <= RECOVERY, recovered
     finally:
         if api == "sync":
             store.close()
@@ -260,11 +269,15 @@ def test_writes_through_a_crash_are_never_lost_nor_doubled(pg: PgServer) -> None
     stop.set()
     for thread in threads:
         thread.join(30)
-    stored = {int(str(r.id)) for r in col.scan(batch_size=5000)}
+    scanned = [int(str(r.id)) for r in col.scan(batch_size=5000)]
+    stored = set(scanned)
+    print(f"\nwrites through a crash: {len(acked)} acknowledged, {len(absent)} BackendUnavailable, "
+          f"{len(unknown)} OutcomeUnknown ({len(set(unknown) & stored)} of them written)")
     assert acked and absent + unknown, "the crash did not interrupt any write"
     assert set(acked) <= stored, sorted(set(acked) - stored)[:10]
     assert not set(absent) & stored, sorted(set(absent) & stored)[:10]
-    assert len(stored) == len(set(stored))
+    assert len(scanned) == len(stored)  # (no record twice)
+    assert stored <= set(acked) | set(unknown)  # (nothing written that nobody tried)
     assert col.count() == len(stored)
     store.close()
 
@@ -286,23 +299,51 @@ def test_a_bad_filter_with_thousands_of_values_is_bad_input_not_unavailable(pg: 
 @pytest.mark.slow
 @pytest.mark.parametrize("outage", [40.0, 300.0])
 @pytest.mark.parametrize("crash", ["kill", "immediate"])
-def test_recovery_after_long_outages(pg: PgServer, outage: float, crash: str) -> None:
-    store = open_store(pg.url(), pool_max=10)
-    col = seeded(store)
-    grow_pool(col, 10)
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_recovery_after_long_outages(pg: PgServer, outage: float, crash: str, api: str) -> None:
+    """Whatever the outage, every call during it fails by its deadline with BackendUnavailable,
+    and calls succeed within 2 s of the server accepting connections again (the pool, grown to
+    ten connections before the crash, holds none that fails a call afterwards)."""
+    if api == "sync":
+        store = open_store(pg.url(), pool_max=10)
+        col = seeded(store)
+        grow_pool(col, 10)
+        count: Any = col.count
+    else:
+        loop = asyncio.new_event_loop()
+        astore = loop.run_until_complete(vs.open_store(pg.url(), pool_max=10, **FAST))
+        acol = loop.run_until_complete(astore.create_collection("docs", dim=DIM))
+        loop.run_until_complete(acol.upsert([{"id": f"r{i}", "vector": v} for i, v in enumerate(vectors(50))]))
+
+        async def grow() -> None:
+            await asyncio.gather(*(acol.search(vectors(1, 3)[0], k=3) for _ in range(30)))
+
+        loop.run_until_complete(grow())
+
+        def count() -> int:
+            return loop.run_until_complete(acol.count())
+
     if crash == "kill":
         pg.kill()
     else:
         pg.stop("immediate")
-    end = time.monotonic() + outage
-    while time.monotonic() < end:
-        elapsed, result = timed(lambda: col.count())
-        assert isinstance(result, vs.BackendUnavailable) and elapsed <= BOUND, (elapsed, result)
-        time.sleep(0.5)
-    pg.start()
-    wait_until(pg.accepting, timeout=30)
-    accepting = time.monotonic()
-    wait_until(lambda: timed(lambda: col.count())[1] == 50, timeout=30)
-    assert time.monotonic() - accepting <= RECOVERY
-    assert [timed(lambda: col.count())[1] for _ in range(10)] == [50] * 10
-    store.close()
+    try:
+        end = time.monotonic() + outage
+        while time.monotonic() < end:
+            elapsed, result = timed(count)
+            assert isinstance(result, vs.BackendUnavailable) and elapsed <= BOUND, (elapsed, result)
+            time.sleep(0.5)
+        pg.start()
+        wait_until(pg.accepting, timeout=30)
+        accepting = time.monotonic()
+        wait_until(lambda: timed(count)[1] == 50, timeout=30, step=0.05)
+        recovered = time.monotonic() - accepting
+        print(f"\nrecovery ({api}, {crash}, {outage:g} s outage): {recovered:.2f} s after the server accepted")
+        assert recovered <= RECOVERY, recovered
+        assert [timed(count)[1] for _ in range(10)] == [50] * 10
+    finally:
+        if api == "sync":
+            store.close()
+        else:
+            loop.run_until_complete(astore.aclose())
+            loop.close()

@@ -180,6 +180,8 @@ class PooledConnection(psycopg.AsyncConnection[Any]):
     #: When the pool last handed this connection back (``time.monotonic()``): one idle longer
     #: than :data:`~vectorstore_postgres.pool.CHECK_IDLE` is checked before it is used again.
     returned_at: float = 0.0
+    #: When it was handed out (0 while in the pool).
+    taken_at: float = 0.0
 
     def search_cursor(self) -> psycopg.AsyncCursor[Any]:
         cur = self._search_cursor

@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 import attrs
 import psycopg
 import psycopg.errors
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from vectorstore import registry
 from vectorstore.errors import (
@@ -195,9 +195,11 @@ class Connections:
 
     Every pooled connection is taken by :meth:`acquire` and given back by :meth:`release`.
     ``acquire`` checks a connection idle for :data:`CHECK_IDLE` before handing it out, and when
-    the pool has no connection for :data:`POOL_PATIENCE` although it may open more, connects
-    to the server directly: if that fails the call fails at once with the server's own reason;
-    if it succeeds the pool (stuck in its reconnection backoff) is replaced by a new one."""
+    the pool has no connection for :data:`POOL_PATIENCE` while its attempts to open one fail,
+    connects to the server directly (one attempt shared by the callers waiting): if that fails
+    the call fails at once with the server's own reason; if it succeeds the pool (stuck in its
+    reconnection backoff) is replaced by a new one. A pool that is merely busy, or opening
+    connections, is waited on up to connect_timeout."""
 
     def __init__(self, settings: Settings, setup: Setup, session_settings: list[tuple[str, str]]) -> None:
         self.settings = settings
@@ -212,9 +214,17 @@ class Connections:
         self.pool = self._new_pool()
         #: Connections handed out and not yet given back.
         self.in_use = 0
+        #: Totals since the store opened: connections handed out, seconds callers waited for
+        #: them (in :meth:`acquire`), seconds they held them (what bounds a call under load).
+        self.handed_out = 0
+        self.wait_seconds = 0.0
+        self.hold_seconds = 0.0
         #: Pools replaced by a new one, closing in the background.
         self._retired: set[asyncio.Task[None]] = set()
         self._checking: asyncio.Task[None] | None = None
+        self._probing: asyncio.Task[Exception | None] | None = None
+        #: The pool's count of failed connection attempts when it last opened a connection.
+        self._errors_when_opened = 0
 
     def _new_pool(self) -> AsyncConnectionPool[PooledConnection]:
         return AsyncConnectionPool(
@@ -249,6 +259,7 @@ class Connections:
         await conn.execute(f"SELECT {calls}", [v for pair in self.session_settings for v in pair])
         if isinstance(conn, PooledConnection):
             conn.returned_at = time.monotonic()
+            self._errors_when_opened = self.pool.get_stats().get("connections_errors", 0)
 
     def stats(self) -> dict[str, int]:
         """The pool's connections by state (for metrics and health)."""
@@ -263,20 +274,28 @@ class Connections:
         """A pooled connection that works, and the pool to give it back to (:meth:`release`).
         Raises ``BackendUnavailable`` (or ``ConfigError``) when the server cannot be reached."""
         settings = self.settings
+        asked = time.monotonic()
         for _ in range(settings.pool_max + 2):  # (each round discards a dead idle connection)
             pool = self.pool
             patience = min(POOL_PATIENCE, settings.connect_timeout)
             try:
-                conn = await pool.getconn(timeout=patience)
-            except PoolTimeout:
-                if self.in_use >= settings.pool_max:  # every connection is busy: wait for one
-                    conn = await self._wait(pool, settings.connect_timeout - patience)
-                else:
-                    await self._probe()  # raises if the server is not there
-                    pool = await self._renew(pool)
-                    conn = await self._wait(pool, settings.connect_timeout)
+                try:
+                    conn = await pool.getconn(timeout=patience)
+                except PoolTimeout:
+                    if not self._failing(pool):  # busy, or still opening connections: wait on
+                        conn = await self._wait(pool, settings.connect_timeout - patience)
+                    else:  # its connection attempts fail: is the server there?
+                        await self._probe()  # (raises if not)
+                        pool = await self._renew(pool)
+                        conn = await self._wait(pool, settings.connect_timeout)
+            except PoolClosed:
+                if pool is self.pool:  # (the store is closing)
+                    raise
+                continue  # another call replaced the pool meanwhile: take from the new one
             self.in_use += 1
-            if time.monotonic() - conn.returned_at < CHECK_IDLE:
+            now = time.monotonic()
+            if now - conn.returned_at < CHECK_IDLE:
+                self._handed(conn, asked, now)
                 return pool, conn
             try:
                 await conn.execute("")
@@ -287,9 +306,15 @@ class Connections:
             except BaseException:
                 await self.release(pool, conn)
                 raise
+            self._handed(conn, asked, time.monotonic())
             return pool, conn
         raise BackendUnavailable(
             f"every pooled connection to {settings.target} was found dead, and new ones too; check the server")
+
+    def _failing(self, pool: AsyncConnectionPool[PooledConnection]) -> bool:
+        """Whether the pool's attempts to open a connection failed since it last opened one (a
+        pool that is busy, or opening connections that take a while, is not failing)."""
+        return pool is self.pool and pool.get_stats().get("connections_errors", 0) > self._errors_when_opened
 
     async def _wait(self, pool: AsyncConnectionPool[PooledConnection], timeout: float) -> PooledConnection:
         try:
@@ -299,24 +324,42 @@ class Connections:
             assert typed is not None
             raise typed from None
 
+    def _handed(self, conn: PooledConnection, asked: float, now: float) -> None:
+        self.handed_out += 1
+        self.wait_seconds += now - asked
+        conn.taken_at = now
+
     async def release(self, pool: AsyncConnectionPool[PooledConnection], conn: PooledConnection) -> None:
         self.in_use -= 1
-        conn.returned_at = time.monotonic()
+        now = conn.returned_at = time.monotonic()
+        if conn.taken_at:
+            self.hold_seconds += now - conn.taken_at
+            conn.taken_at = 0.0
         await pool.putconn(conn)  # (a closed or broken connection is discarded and replaced)
 
     async def _probe(self) -> None:
-        """Connect to the server directly (not through the pool); raise the typed error if that fails."""
+        """Connect to the server directly (not through the pool); raise the typed error if that
+        fails. Concurrent callers share one attempt."""
+        if self._probing is None or self._probing.done():
+            self._probing = asyncio.get_running_loop().create_task(self._connect_once())
+        error = await asyncio.shield(self._probing)
+        if error is not None:
+            raise error
+
+    async def _connect_once(self) -> Exception | None:
         try:
             conn = await psycopg.AsyncConnection.connect(self.settings.conninfo, autocommit=True,
                                                          **self.settings.connect_kwargs())
         except psycopg.OperationalError as exc:
-            raise unavailable(self.settings, exc) from None
+            return unavailable(self.settings, exc)
         await conn.close()
+        return None
 
     async def _renew(self, stale: AsyncConnectionPool[PooledConnection]) -> AsyncConnectionPool[PooledConnection]:
         """The server answers but the pool gave no connection: replace the pool (once, whoever
         asks first) and close the old one in the background."""
         if self.pool is stale:
+            self._errors_when_opened = 0
             log.info("the pool of %s had no connection while the server answered: replacing it",
                      self.settings.target)
             self.pool = self._new_pool()
