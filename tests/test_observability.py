@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 import vectorstore as vs
+from fixtures.exposition import sample
 
 
 def free_port() -> int:
@@ -41,13 +42,7 @@ def get(url: str) -> tuple[int, str, str]:
 
 def metric(text: str, name: str, **labels: str) -> float:
     """The value of one sample of the exposition ``text`` (0 when absent)."""
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        head, _, value = line.rpartition(" ")
-        if all(f'{k}="{v}"' in head for k, v in labels.items()):
-            return float(value)
-    return 0.0
+    return sample(text, name, **labels) or 0.0
 
 
 def test_metrics_count_calls_rows_outcomes_and_the_breaker() -> None:
@@ -76,6 +71,23 @@ def test_metrics_count_calls_rows_outcomes_and_the_breaker() -> None:
     assert grew("vectorstore_call_duration_seconds_count", operation="search", collection="metered") == 1
     assert metric(text, "vectorstore_breaker_state", backend="memory") == 0
     store.close()
+
+
+def test_two_stores_have_series_of_their_own_and_no_password_in_a_label(tmp_path: Path) -> None:
+    """Per-store gauges (the breaker; the pool where there is one) carry a ``store`` label, the URL
+    without password or options, so two stores of one backend never emit the same series."""
+    from vectorstore.metrics import exposition
+
+    url = f"sqlite:///{tmp_path}/a.db?readers=2"
+    stores = [vs.connect(url, metrics=True), vs.connect(url, metrics=True),
+              vs.connect(f"sqlite:///{tmp_path}/b.db", metrics=True)]
+    text = exposition()[0].decode()
+    series = [line.rpartition(" ")[0] for line in text.splitlines() if line.startswith("vectorstore_breaker_state{")]
+    assert len(series) == len(set(series))
+    labels = {line.split('store="')[1].split('"')[0] for line in series if str(tmp_path) in line}
+    assert labels == {f"sqlite:///{tmp_path}/a.db", f"sqlite:///{tmp_path}/a.db#2", f"sqlite:///{tmp_path}/b.db"}
+    for store in stores:
+        store.close()
 
 
 def test_embedding_cache_lookups_are_counted_by_model() -> None:
@@ -213,3 +225,45 @@ def test_the_endpoint_says_unavailable_until_the_store_opens() -> None:
         time.sleep(0.6)  # (the last answer is reused for half a second)
         assert get(base + "/health")[0] == 200 and get(base + "/ready")[0] == 200
         asyncio.run(opening.store.aclose())
+
+
+def test_serve_closes_its_store_when_stopped_by_sigterm(tmp_path: Path) -> None:
+    """A service manager stops ``vectorstore serve`` with SIGTERM: the store is closed cleanly (on
+    SQLite the last connection's close checkpoints the WAL and removes the -wal file, which a
+    process that just exits leaves behind). uvicorn raises the signal again after its shutdown, so
+    only the app's lifespan sees it."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    db = tmp_path / "served.db"
+    seeding = vs.connect(f"sqlite:///{db}")
+    seeding.create_collection("c", dim=2).upsert([{"id": "a", "vector": [1, 0]}])
+    seeding.close()
+    assert not db.with_name(db.name + "-wal").exists()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("vectorstore")), "serve", "--url", f"sqlite:///{db}",
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if get(f"http://127.0.0.1:{port}/ready")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise AssertionError("vectorstore serve never became ready")
+        assert db.with_name(db.name + "-wal").exists()  # (the open store's WAL)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert not db.with_name(db.name + "-wal").exists(), proc.stderr.read().decode()[-2000:] if proc.stderr else ""

@@ -157,6 +157,21 @@ class StoreConfig:
         return StoreConfig(url=url, scheme=self.scheme, options={**known, **ours}, passthrough=passthrough)
 
 
+def display_url(url: str) -> str:
+    """``url`` as it may be shown (metrics labels, logs): scheme, user, host, port and path, never
+    the password nor the options (which may hold credentials too)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # (an IPv6 address)
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    user = f"{parts.username}@" if parts.username else ""
+    return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+
+
 def env_url(environ: Mapping[str, str] | None = None) -> tuple[str, dict[str, Any]]:
     """The URL (and options) the environment asks for, per the resolution order above."""
     env = os.environ if environ is None else environ

@@ -44,6 +44,8 @@ _lock = threading.Lock()
 _metrics: dict[str, Any] | None = None
 #: Pool statistics sources: (backend name, a callable returning {state: connections}).
 _pools: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+#: How many metered stores this process opened on each URL (their ``store`` labels differ).
+_stores: dict[str, int] = {}
 
 
 def available() -> bool:
@@ -72,7 +74,7 @@ def _family() -> dict[str, Any]:
                 "retries": p.Counter("vectorstore_retries_total", "Calls run again after a transient failure",
                                      ["operation", "backend", "error"]),
                 "breaker": p.Gauge("vectorstore_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open",
-                                   ["backend"]),
+                                   ["backend", "store"]),
                 "build": p.Histogram("vectorstore_index_build_seconds", "Index builds at the end of bulk loads",
                                      ["collection", "backend"], buckets=BUILD_BUCKETS),
                 "cache": p.Counter("vectorstore_embedding_cache_total", "Embedding cache lookups",
@@ -87,27 +89,34 @@ class _PoolCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         family = GaugeMetricFamily("vectorstore_pool_connections", "Connections of the store's pool",
-                                   labels=["backend", "state"])
+                                   labels=["backend", "store", "state"])
         for source in list(_pools.values()):
             stats = source.stats()
             for state, value in stats.items():
-                family.add_metric([source.backend, state], float(value))
+                family.add_metric([source.backend, source.store, state], float(value))
         yield family
 
 
 class _PoolSource:
-    def __init__(self, backend: str, stats: Callable[[], dict[str, int]]) -> None:
+    def __init__(self, backend: str, store: str, stats: Callable[[], dict[str, int]]) -> None:
         self.backend = backend
+        self.store = store
         self.stats = stats
 
 
 class PrometheusRecorder:
-    """The :class:`~vectorstore.instruments.Recorder` that feeds the metrics above."""
+    """The :class:`~vectorstore.instruments.Recorder` that feeds the metrics above. ``store``
+    tells the stores of one process apart in the per-store gauges (the pool, the breaker): the
+    store's URL without password or options (:func:`vectorstore.config.display_url`)."""
 
-    def __init__(self, backend: str, pool_stats: Callable[[], dict[str, int]] | None = None) -> None:
+    def __init__(self, backend: str, pool_stats: Callable[[], dict[str, int]] | None = None,
+                 store: str = "") -> None:
         self._m = _family()
+        with _lock:  # (a second store on the same URL in this process gets "<url>#2", and so on)
+            _stores[store] = seen = _stores.get(store, 0) + 1
+        self._store = store if seen == 1 else f"{store}#{seen}"
         if pool_stats is not None:
-            self._pool = _PoolSource(backend, pool_stats)  # (kept alive by the recorder)
+            self._pool = _PoolSource(backend, self._store, pool_stats)  # (kept alive by the recorder)
             _pools[id(self._pool)] = self._pool
 
     def call(self, operation: str, collection: str | None, backend: str, outcome: str, seconds: float,
@@ -122,7 +131,7 @@ class PrometheusRecorder:
         self._m["retries"].labels(operation, backend, error).inc()
 
     def breaker(self, backend: str, state: str) -> None:
-        self._m["breaker"].labels(backend).set(BREAKER.get(state, -1))
+        self._m["breaker"].labels(backend, self._store).set(BREAKER.get(state, -1))
 
     def index_build(self, collection: str, backend: str, seconds: float) -> None:
         self._m["build"].labels(collection, backend).observe(seconds)

@@ -24,8 +24,10 @@ Nothing in the answers holds a secret: the store's URL is never shown.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
@@ -131,10 +133,29 @@ def create_app(store: AsyncStore | Opening) -> Starlette:
     return Starlette(routes=[Route("/health", health), Route("/ready", ready), Route("/metrics", metrics)])
 
 
+def _serving(opening: Opening, opener: asyncio.Future[None]) -> Starlette:
+    """``serve``'s app: on the server's shutdown (Ctrl-C, SIGTERM) the opener stops and the store
+    closes. In the lifespan, because uvicorn raises a caught signal again once it has stopped,
+    so code after ``Server.serve()`` never runs on SIGTERM."""
+    app = create_app(opening)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            opener.cancel()
+            with contextlib.suppress(BaseException):
+                await opener
+            if opening.store is not None:
+                await opening.store.aclose()
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
 def serve(url: str | None, host: str, port: int, log_json: bool = True) -> int:
     """``vectorstore serve``: open the store (metrics on) and run the ops app until interrupted."""
-    import asyncio
-
     import uvicorn
 
     from vectorstore.logs import configure
@@ -145,15 +166,9 @@ def serve(url: str | None, host: str, port: int, log_json: bool = True) -> int:
     async def main() -> None:
         opening = Opening()
         opener = asyncio.ensure_future(_open_until_open(url, opening))
-        try:
-            config = uvicorn.Config(create_app(opening), host=host, port=port, log_config=None, access_log=False)
-            await uvicorn.Server(config).serve()
-        finally:
-            opener.cancel()
-            with contextlib.suppress(BaseException):
-                await opener
-            if opening.store is not None:
-                await opening.store.aclose()
+        config = uvicorn.Config(_serving(opening, opener), host=host, port=port, log_config=None,
+                                access_log=False, lifespan="on")
+        await uvicorn.Server(config).serve()
 
     asyncio.run(main())
     return 0
@@ -166,8 +181,6 @@ OPEN_RETRY = 1.0
 async def _open_until_open(url: str | None, opening: Opening) -> None:
     """Open the store, trying again every :data:`OPEN_RETRY` seconds while the database is
     unreachable (a configuration error is final: it is reported and nothing is retried)."""
-    import asyncio
-
     from vectorstore.errors import BackendUnavailable
     from vectorstore.store import open_store
 

@@ -36,8 +36,11 @@ from vectorstore.errors import (
     CircuitOpen,
     ConfigError,
     DeadlineExceeded,
+    InvalidInput,
     OutcomeUnknown,
     StatementTimeout,
+    TransactionConflict,
+    VectorStoreError,
 )
 from vectorstore.filters import Filter
 from vectorstore.instruments import Instruments
@@ -424,24 +427,17 @@ def _forget(task: asyncio.Task[Any]) -> None:
         task.exception()
 
 
+#: The ``outcome`` label of a failed call (metrics, logs), by error class: the first that matches.
+_OUTCOMES: tuple[tuple[type[BaseException], str], ...] = (
+    (CircuitOpen, "circuit_open"), (DeadlineExceeded, "deadline"), (OutcomeUnknown, "outcome_unknown"),
+    (StatementTimeout, "statement_timeout"), (BackendUnavailable, "unavailable"), (InvalidInput, "bad_input"),
+    (TransactionConflict, "conflict"),
+)
+
+
 def _outcome(exc: BaseException) -> str:
     """The ``outcome`` label of a failed call (metrics, logs)."""
-    if isinstance(exc, CircuitOpen):
-        return "circuit_open"
-    if isinstance(exc, DeadlineExceeded):
-        return "deadline"
-    if isinstance(exc, OutcomeUnknown):
-        return "outcome_unknown"
-    if isinstance(exc, StatementTimeout):
-        return "statement_timeout"
-    if isinstance(exc, BackendUnavailable):
-        return "unavailable"
-    from vectorstore.errors import InvalidInput, TransactionConflict, VectorStoreError
-
-    if isinstance(exc, InvalidInput):
-        return "bad_input"
-    if isinstance(exc, TransactionConflict):
-        return "conflict"
-    if isinstance(exc, VectorStoreError):
-        return type(exc).__name__
-    return "error"
+    for kind, label in _OUTCOMES:
+        if isinstance(exc, kind):
+            return label
+    return type(exc).__name__ if isinstance(exc, VectorStoreError) else "error"

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from typing import Any, TypeVar
 
 from vectorstore import registry
-from vectorstore.config import parse_bool, resolve
+from vectorstore.config import display_url, parse_bool, resolve
 from vectorstore.errors import (
     CollectionExists,
     InvalidFilter,
@@ -66,19 +66,19 @@ async def open_store(url: str | None = None, **options: Any) -> AsyncStore:
     backend = await spec.factory(bound)
     try:
         policy = Policy.from_options(bound.options, getattr(backend, "deadline_hint", None))
-        instruments = _instruments(backend, bound.options)
+        instruments = _instruments(backend, bound.options, config.url)
     except BaseException:
         await backend.aclose()
         raise
     return AsyncStore(ResilientBackend(backend, policy, instruments), url=config.url)
 
 
-def _instruments(backend: Backend, options: Mapping[str, Any]) -> Instruments:
+def _instruments(backend: Backend, options: Mapping[str, Any], url: str) -> Instruments:
     recorder = tracer = None
     if parse_bool(options.get("metrics", False), "metrics"):
         from vectorstore.metrics import PrometheusRecorder
 
-        recorder = PrometheusRecorder(backend.name, getattr(backend, "pool_stats", None))
+        recorder = PrometheusRecorder(backend.name, getattr(backend, "pool_stats", None), display_url(url))
     if parse_bool(options.get("tracing", False), "tracing"):
         from vectorstore.instruments import tracer as make_tracer
 

@@ -7,8 +7,10 @@ acknowledged write may be lost and none doubled."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -139,6 +141,40 @@ def test_a_refused_or_reset_network_fails_fast_then_recovers(pg: PgServer, proxy
 # -- the server crashes and comes back -----------------------------------------------------------
 
 
+@contextlib.contextmanager
+def counting(pg: PgServer, api: str, grow: int = 0, **options: Any) -> Iterator[Callable[[], Any]]:
+    """A seeded collection's ``count`` as a plain callable, through the sync API or the async one
+    (a store on an event loop of the test's own); the pool grown to ``grow`` connections first."""
+    if api == "sync":
+        store = open_store(pg.url(), **options)
+        try:
+            col = seeded(store)
+            if grow:
+                grow_pool(col, grow)
+            yield col.count
+        finally:
+            store.close()
+        return
+    loop = asyncio.new_event_loop()
+    try:
+        astore = loop.run_until_complete(vs.open_store(pg.url(), **{**FAST, **options}))
+        try:
+            acol = loop.run_until_complete(astore.create_collection("docs", dim=DIM))
+            loop.run_until_complete(acol.upsert([{"id": f"r{i}", "vector": v} for i, v in enumerate(vectors(50))]))
+            if grow:
+                query = vectors(1, 3)[0]
+
+                async def calls() -> None:
+                    await asyncio.gather(*(acol.search(query, k=3) for _ in range(grow * 3)))
+
+                loop.run_until_complete(calls())
+            yield lambda: loop.run_until_complete(acol.count())
+        finally:
+            loop.run_until_complete(astore.aclose())
+    finally:
+        loop.close()
+
+
 def grow_pool(col: vs.Collection, size: int) -> None:
     """Ten calls at once, so the pool opens ten connections."""
     query = vectors(1, 3)[0]
@@ -173,20 +209,7 @@ def test_calls_recover_within_two_seconds_of_the_servers_return(pg: PgServer, ap
     """Defect 3: recovery lagged the server by up to connect_timeout (22 s after a 40 s outage). Now,
     whatever the outage, a call succeeds within 2 s of the server accepting connections; calls
     during the outage fail by their deadline, soon at once (the circuit is open)."""
-    if api == "sync":
-        store = open_store(pg.url())
-        col = seeded(store)
-        count: Any = col.count
-    else:
-        loop = asyncio.new_event_loop()
-        astore = loop.run_until_complete(vs.open_store(pg.url(), **FAST))
-        acol = loop.run_until_complete(astore.create_collection("docs", dim=DIM))
-        loop.run_until_complete(acol.upsert([{"id": f"r{i}", "vector": v} for i, v in enumerate(vectors(50))]))
-
-        def count() -> int:
-            return loop.run_until_complete(acol.count())
-
-    try:
+    with counting(pg, api) as count:
         if crash == "kill":
             pg.kill()
         else:
@@ -208,12 +231,6 @@ def test_calls_recover_within_two_seconds_of_the_servers_return(pg: PgServer, ap
               f"calls during the outage: {len(failures)}, slowest {max(t for t, _ in failures):.2f} s, "
               f"{sum(isinstance(r, vs.CircuitOpen) for _, r in failures)} refused by the open circuit")
         assert recovered <= RECOVERY, recovered
-    finally:
-        if api == "sync":
-            store.close()
-        else:
-            loop.run_until_complete(astore.aclose())
-            loop.close()
 
 
 def test_a_call_waiting_when_the_server_returns_succeeds(pg: PgServer) -> None:
@@ -304,30 +321,11 @@ def test_recovery_after_long_outages(pg: PgServer, outage: float, crash: str, ap
     """Whatever the outage, every call during it fails by its deadline with BackendUnavailable,
     and calls succeed within 2 s of the server accepting connections again (the pool, grown to
     ten connections before the crash, holds none that fails a call afterwards)."""
-    if api == "sync":
-        store = open_store(pg.url(), pool_max=10)
-        col = seeded(store)
-        grow_pool(col, 10)
-        count: Any = col.count
-    else:
-        loop = asyncio.new_event_loop()
-        astore = loop.run_until_complete(vs.open_store(pg.url(), pool_max=10, **FAST))
-        acol = loop.run_until_complete(astore.create_collection("docs", dim=DIM))
-        loop.run_until_complete(acol.upsert([{"id": f"r{i}", "vector": v} for i, v in enumerate(vectors(50))]))
-
-        async def grow() -> None:
-            await asyncio.gather(*(acol.search(vectors(1, 3)[0], k=3) for _ in range(30)))
-
-        loop.run_until_complete(grow())
-
-        def count() -> int:
-            return loop.run_until_complete(acol.count())
-
-    if crash == "kill":
-        pg.kill()
-    else:
-        pg.stop("immediate")
-    try:
+    with counting(pg, api, grow=10, pool_max=10) as count:
+        if crash == "kill":
+            pg.kill()
+        else:
+            pg.stop("immediate")
         end = time.monotonic() + outage
         while time.monotonic() < end:
             elapsed, result = timed(count)
@@ -341,9 +339,3 @@ def test_recovery_after_long_outages(pg: PgServer, outage: float, crash: str, ap
         print(f"\nrecovery ({api}, {crash}, {outage:g} s outage): {recovered:.2f} s after the server accepted")
         assert recovered <= RECOVERY, recovered
         assert [timed(count)[1] for _ in range(10)] == [50] * 10
-    finally:
-        if api == "sync":
-            store.close()
-        else:
-            loop.run_until_complete(astore.aclose())
-            loop.close()

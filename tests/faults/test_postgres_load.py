@@ -42,6 +42,9 @@ class Report:
     rss: list[tuple[float, int]] = attrs.field(factory=list)
     pool: dict[str, int] = attrs.field(factory=dict)
     handed_out: int = 0
+    #: The most calls seen waiting for a connection (pool_stats), and pool_stats after the run.
+    most_waiting: int = 0
+    after: dict[str, int] = attrs.field(factory=dict)
     wait_seconds: float = 0.0
     hold_seconds: float = 0.0
     #: CPU seconds used during the run: this process, the PostgreSQL server's processes.
@@ -111,11 +114,13 @@ async def run_load(url: str, seconds: float, pg_pids: Callable[[], list[int]]) -
             while time.monotonic() < end:
                 gc.collect()
                 report.rss.append((time.monotonic() - started, proc.memory_info().rss))
+                report.most_waiting = max(report.most_waiting, backend.pool_stats()["waiting"])
                 await asyncio.sleep(min(1.0, seconds / 20))
 
         await asyncio.gather(*(searcher(n) for n in range(SEARCHERS)), *(writer(w) for w in range(WRITERS)),
                              sampler())
         report.pool = dict(connections.pool.get_stats())
+        report.after = backend.pool_stats()
         report.handed_out = connections.handed_out - before[0]
         report.wait_seconds = connections.wait_seconds - before[1]
         report.hold_seconds = connections.hold_seconds - before[2]
@@ -141,6 +146,10 @@ def check(report: Report) -> None:
           f"{report.cpu[0] / report.seconds:.2f} cores, the server {report.cpu[1] / report.seconds:.2f} cores "
           f"(of {psutil.cpu_count()})")
     assert report.errors == [], report.errors[:5]
+    # The pool's gauges: calls queued for a connection while 120 callers share 10; none after.
+    assert report.most_waiting > 0 and report.after["waiting"] == 0 and report.after["in_use"] == 0, (
+        report.most_waiting, report.after)
+    assert report.after["size"] <= 10
     assert len(report.search_ms) > SEARCHERS and len(report.write_ms) > WRITERS
     # Flat memory: after the warm-up (the first quarter), the resident size grows by less than the slack.
     warm = [rss for t, rss in report.rss if t >= report.seconds / 4]

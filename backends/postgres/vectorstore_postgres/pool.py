@@ -212,8 +212,9 @@ class Connections:
         self.held: contextvars.ContextVar[Held | None] = contextvars.ContextVar(
             f"vectorstore_postgres_txn_{id(self)}", default=None)
         self.pool = self._new_pool()
-        #: Connections handed out and not yet given back.
+        #: Connections handed out and not yet given back; calls waiting for one.
         self.in_use = 0
+        self.waiting = 0
         #: Totals since the store opened: connections handed out, seconds callers waited for
         #: them (in :meth:`acquire`), seconds they held them (what bounds a call under load).
         self.handed_out = 0
@@ -264,15 +265,23 @@ class Connections:
     def stats(self) -> dict[str, int]:
         """The pool's connections by state (for metrics and health)."""
         stats = self.pool.get_stats()
-        size = stats.get("pool_size", 0)
-        return {"size": size, "idle": stats.get("pool_available", 0), "in_use": self.in_use,
-                "waiting": stats.get("requests_waiting", 0)}
+        # (psycopg-pool's requests_waiting keeps counting requests that timed out until it next
+        # hands out a connection: the calls waiting are counted here instead)
+        return {"size": stats.get("pool_size", 0), "idle": stats.get("pool_available", 0), "in_use": self.in_use,
+                "waiting": self.waiting}
 
     # -- taking and giving back pooled connections ----------------------------------------
 
     async def acquire(self) -> tuple[AsyncConnectionPool[PooledConnection], PooledConnection]:
         """A pooled connection that works, and the pool to give it back to (:meth:`release`).
         Raises ``BackendUnavailable`` (or ``ConfigError``) when the server cannot be reached."""
+        self.waiting += 1
+        try:
+            return await self._acquire()
+        finally:
+            self.waiting -= 1
+
+    async def _acquire(self) -> tuple[AsyncConnectionPool[PooledConnection], PooledConnection]:
         settings = self.settings
         asked = time.monotonic()
         for _ in range(settings.pool_max + 2):  # (each round discards a dead idle connection)
