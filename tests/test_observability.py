@@ -133,10 +133,16 @@ def test_json_logs_carry_the_layers_fields_and_never_a_vector() -> None:
         with col.bulk_load():
             pass
         store.close()
+        logging.getLogger("psycopg.pool").warning("error connecting in %r: refused", "vectorstore:x")
+        logging.getLogger("psycopg").info("a driver's chatter stays out")
     finally:
-        logging.getLogger("vectorstore").removeHandler(handler)
+        for name in ("vectorstore", "psycopg"):
+            logging.getLogger(name).removeHandler(handler)
+        logging.getLogger("psycopg").setLevel(logging.NOTSET)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert lines, "no log line"
+    drivers = [entry for entry in lines if entry["logger"].startswith("psycopg")]
+    assert [(e["logger"], e["level"]) for e in drivers] == [("psycopg.pool", "WARNING")], drivers
     slow = [entry for entry in lines if entry.get("event") == "slow_call" and entry.get("operation") == "upsert"]
     assert slow and slow[0]["collection"] == "logged" and slow[0]["backend"] == "memory" and slow[0]["rows"] == 1
     assert {"time", "level", "logger", "message"} <= set(slow[0])

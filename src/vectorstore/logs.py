@@ -42,12 +42,23 @@ def formatter() -> logging.Formatter:
     return Formatter(FIELDS, rename_fields={"asctime": "time", "levelname": "level", "name": "logger"})
 
 
+#: The drivers' loggers whose warnings (a failed connection attempt of the pool...) an operator
+#: wants in the same stream: :func:`configure` sends their WARNING and above as JSON too.
+DRIVER_LOGGERS = ("psycopg",)
+
+
 def configure(level: int | str = logging.INFO, stream: IO[str] | None = None) -> logging.Handler:
-    """Send the ``vectorstore`` logger's records to ``stream`` (stderr) as JSON lines; returns the
-    handler (remove it to undo)."""
+    """Send the ``vectorstore`` logger's records, and the drivers' warnings
+    (:data:`DRIVER_LOGGERS`), to ``stream`` (stderr) as JSON lines; returns the handler (remove it
+    from those loggers to undo)."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter())
     logger = logging.getLogger("vectorstore")
     logger.addHandler(handler)
     logger.setLevel(level)
+    for name in DRIVER_LOGGERS:
+        driver = logging.getLogger(name)
+        driver.addHandler(handler)
+        if driver.level == logging.NOTSET:  # (a level the application chose stands)
+            driver.setLevel(logging.WARNING)
     return handler
