@@ -112,6 +112,8 @@ class PrometheusRecorder:
     def __init__(self, backend: str, pool_stats: Callable[[], dict[str, int]] | None = None,
                  store: str = "") -> None:
         self._m = _family()
+        #: The labelled metrics of each (operation, collection, backend, outcome) seen.
+        self._children: dict[tuple[str, str, str, str], tuple[Any, Any, Any]] = {}
         with _lock:  # (a second store on the same URL in this process gets "<url>#2", and so on)
             _stores[store] = seen = _stores.get(store, 0) + 1
         self._store = store if seen == 1 else f"{store}#{seen}"
@@ -121,11 +123,19 @@ class PrometheusRecorder:
 
     def call(self, operation: str, collection: str | None, backend: str, outcome: str, seconds: float,
              rows: int) -> None:
-        name = collection or ""
-        self._m["calls"].labels(operation, name, backend, outcome).inc()
-        self._m["duration"].labels(operation, name, backend).observe(seconds)
-        if outcome == "ok" and operation in WRITES:
-            self._m["rows"].labels(operation, name, backend).inc(rows)
+        key = (operation, collection or "", backend, outcome)
+        children = self._children.get(key)
+        if children is None:  # (labels() validates and locks: done once per label set)
+            name = key[1]
+            children = self._children[key] = (
+                self._m["calls"].labels(operation, name, backend, outcome),
+                self._m["duration"].labels(operation, name, backend),
+                self._m["rows"].labels(operation, name, backend) if outcome == "ok" and operation in WRITES else None)
+        calls, duration, written = children
+        calls.inc()
+        duration.observe(seconds)
+        if written is not None:
+            written.inc(rows)
 
     def retry(self, operation: str, collection: str | None, backend: str, error: str) -> None:
         self._m["retries"].labels(operation, backend, error).inc()
