@@ -55,6 +55,50 @@ def timed(call: Any) -> tuple[float, Any]:
     return time.monotonic() - start, result
 
 
+@contextlib.contextmanager
+def counting(pg: PgServer, api: str, grow: int = 0, url: str | None = None,
+             **options: Any) -> Iterator[Callable[[], Any]]:
+    """A seeded collection's ``count`` as a plain callable, through the sync API or the async one
+    (a store on an event loop of the test's own) on ``url`` (the server's own by default); the
+    pool grown to ``grow`` connections first."""
+    url = url or pg.url()
+    if api == "sync":
+        store = open_store(url, **options)
+        try:
+            col = seeded(store)
+            if grow:
+                grow_pool(col, grow)
+            yield col.count
+        finally:
+            store.close()
+        return
+    loop = asyncio.new_event_loop()
+    try:
+        astore = loop.run_until_complete(vs.open_store(url, **{**FAST, **options}))
+        try:
+            acol = loop.run_until_complete(astore.create_collection("docs", dim=DIM))
+            loop.run_until_complete(acol.upsert([{"id": f"r{i}", "vector": v} for i, v in enumerate(vectors(50))]))
+            if grow:
+                query = vectors(1, 3)[0]
+
+                async def calls() -> None:
+                    await asyncio.gather(*(acol.search(query, k=3) for _ in range(grow * 3)))
+
+                loop.run_until_complete(calls())
+            yield lambda: loop.run_until_complete(acol.count())
+        finally:
+            loop.run_until_complete(astore.aclose())
+    finally:
+        loop.close()
+
+
+def grow_pool(col: vs.Collection, size: int) -> None:
+    """Ten calls at once, so the pool opens ten connections."""
+    query = vectors(1, 3)[0]
+    with ThreadPoolExecutor(size) as pool:
+        list(pool.map(lambda _: col.search(query, k=3), range(size * 3)))
+
+
 # -- a network that drops traffic silently -------------------------------------------------------
 
 
@@ -106,80 +150,39 @@ def test_an_async_call_on_a_swallowed_network_ends_at_its_deadline(pg: PgServer,
     asyncio.run(go())
 
 
-def test_a_stalled_network_that_heals_in_time_answers(pg: PgServer, proxy: TcpProxy) -> None:
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_a_stalled_network_that_heals_in_time_answers(pg: PgServer, proxy: TcpProxy, api: str) -> None:
     """Traffic held for 1 s (less than the deadline) is delivered late: the call succeeds."""
-    store = open_store(pg.url(proxy.port))
-    col = seeded(store)
-    proxy.set_mode("stall")
-    healer = threading.Timer(1.0, proxy.set_mode, args=("forward",))
-    healer.start()
-    elapsed, result = timed(lambda: col.count())
-    healer.join()
-    assert result == 50 and 0.8 < elapsed < BOUND, (elapsed, result)
-    store.close()
+    with counting(pg, api, url=pg.url(proxy.port)) as count:
+        proxy.set_mode("stall")
+        healer = threading.Timer(1.0, proxy.set_mode, args=("forward",))
+        healer.start()
+        elapsed, result = timed(count)
+        healer.join()
+        assert result == 50 and 0.8 < elapsed < BOUND, (elapsed, result)
 
 
 @pytest.mark.parametrize("mode", ["refuse", "reset"])
-def test_a_refused_or_reset_network_fails_fast_then_recovers(pg: PgServer, proxy: TcpProxy, mode: str) -> None:
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_a_refused_or_reset_network_fails_fast_then_recovers(pg: PgServer, proxy: TcpProxy, mode: str,
+                                                             api: str) -> None:
     """``refuse``: the server's host is gone (open connections reset, new ones refused); ``reset``:
     every connection, open or new, is reset. A call fails with BackendUnavailable by its deadline,
     and once the network is back calls succeed within the recovery target."""
-    store = open_store(pg.url(proxy.port))
-    col = seeded(store)
-    proxy.set_mode("reset")
-    if mode == "refuse":
-        proxy.set_mode("refuse")
-    elapsed, result = timed(lambda: col.count())
-    assert isinstance(result, vs.BackendUnavailable) and elapsed <= BOUND, (elapsed, result)
-    proxy.set_mode("forward")
-    took = wait_until(lambda: timed(lambda: col.count())[1] == 50, timeout=RECOVERY + 5)
-    print(f"\n{mode}: the call failed in {elapsed:.2f} s; calls succeeded {took:.2f} s after the network healed")
-    assert took <= RECOVERY, took
-    store.close()
+    with counting(pg, api, url=pg.url(proxy.port)) as count:
+        proxy.set_mode("reset")
+        if mode == "refuse":
+            proxy.set_mode("refuse")
+        elapsed, result = timed(count)
+        assert isinstance(result, vs.BackendUnavailable) and elapsed <= BOUND, (elapsed, result)
+        proxy.set_mode("forward")
+        took = wait_until(lambda: timed(count)[1] == 50, timeout=RECOVERY + 5)
+        print(f"\n{mode} ({api}): the call failed in {elapsed:.2f} s; calls succeeded {took:.2f} s after the "
+              "network healed")
+        assert took <= RECOVERY, took
 
 
 # -- the server crashes and comes back -----------------------------------------------------------
-
-
-@contextlib.contextmanager
-def counting(pg: PgServer, api: str, grow: int = 0, **options: Any) -> Iterator[Callable[[], Any]]:
-    """A seeded collection's ``count`` as a plain callable, through the sync API or the async one
-    (a store on an event loop of the test's own); the pool grown to ``grow`` connections first."""
-    if api == "sync":
-        store = open_store(pg.url(), **options)
-        try:
-            col = seeded(store)
-            if grow:
-                grow_pool(col, grow)
-            yield col.count
-        finally:
-            store.close()
-        return
-    loop = asyncio.new_event_loop()
-    try:
-        astore = loop.run_until_complete(vs.open_store(pg.url(), **{**FAST, **options}))
-        try:
-            acol = loop.run_until_complete(astore.create_collection("docs", dim=DIM))
-            loop.run_until_complete(acol.upsert([{"id": f"r{i}", "vector": v} for i, v in enumerate(vectors(50))]))
-            if grow:
-                query = vectors(1, 3)[0]
-
-                async def calls() -> None:
-                    await asyncio.gather(*(acol.search(query, k=3) for _ in range(grow * 3)))
-
-                loop.run_until_complete(calls())
-            yield lambda: loop.run_until_complete(acol.count())
-        finally:
-            loop.run_until_complete(astore.aclose())
-    finally:
-        loop.close()
-
-
-def grow_pool(col: vs.Collection, size: int) -> None:
-    """Ten calls at once, so the pool opens ten connections."""
-    query = vectors(1, 3)[0]
-    with ThreadPoolExecutor(size) as pool:
-        list(pool.map(lambda _: col.search(query, k=3), range(size * 3)))
 
 
 @pytest.mark.parametrize("crash", ["kill", "immediate"])
@@ -247,34 +250,70 @@ def test_a_call_waiting_when_the_server_returns_succeeds(pg: PgServer) -> None:
     store.close()
 
 
-def test_writes_through_a_crash_are_never_lost_nor_doubled(pg: PgServer) -> None:
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_writes_through_a_crash_are_never_lost_nor_doubled(pg: PgServer, api: str) -> None:
     """Defect 4: a write that raised BackendUnavailable had committed (2 crash runs in 7). Under a
-    stream of inserts and upserts through one store while the server is killed and restarted:
-    every acknowledged write is present; a write reported BackendUnavailable is absent (it did not
-    take effect); only OutcomeUnknown may be either; upserts are never doubled."""
-    store = open_store(pg.url(), pool_max=4)
-    col = store.create_collection("stream", dim=DIM, id_type="int")
+    stream of inserts and upserts through one store (4 threads, or 4 tasks on one event loop)
+    while the server is killed and restarted: every acknowledged write is present; a write
+    reported BackendUnavailable is absent (it did not take effect); only OutcomeUnknown may be
+    either; no record is stored twice."""
     acked: list[int] = []
     absent: list[int] = []
     unknown: list[int] = []
     stop = threading.Event()
 
-    def writer(offset: int) -> None:
-        i = offset
-        while not stop.is_set():
-            rid = i
-            i += 4
-            method = col.insert if rid % 8 < 4 else col.upsert
+    def outcome(rid: int, exc: BaseException | None) -> None:
+        if exc is None:
+            acked.append(rid)
+        elif isinstance(exc, vs.OutcomeUnknown):
+            unknown.append(rid)
+        elif isinstance(exc, vs.BackendUnavailable):
+            absent.append(rid)
+        else:
+            raise exc
+
+    def record(rid: int) -> list[dict[str, Any]]:
+        return [{"id": rid, "vector": vectors(1, rid)[0]}]
+
+    store = open_store(pg.url(), pool_max=4)
+    col = store.create_collection("stream", dim=DIM, id_type="int")
+
+    def sync_writer(offset: int) -> None:
+        for rid in range(offset, 10**9, 4):
+            if stop.is_set():
+                return
             try:
-                method([{"id": rid, "vector": vectors(1, rid)[0]}])
-                acked.append(rid)
-            except vs.OutcomeUnknown:
-                unknown.append(rid)
-            except vs.BackendUnavailable:
-                absent.append(rid)
+                (col.insert if rid % 8 < 4 else col.upsert)(record(rid))
+                outcome(rid, None)
+            except vs.VectorStoreError as exc:
+                outcome(rid, exc)
             time.sleep(0.002)
 
-    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    def async_writers() -> None:
+        async def go() -> None:
+            astore = await vs.open_store(pg.url(), pool_max=4, **FAST)
+            acol = await astore.collection("stream")
+
+            async def writer(offset: int) -> None:
+                for rid in range(offset, 10**9, 4):
+                    if stop.is_set():
+                        return
+                    try:
+                        await (acol.insert if rid % 8 < 4 else acol.upsert)(record(rid))
+                        outcome(rid, None)
+                    except vs.VectorStoreError as exc:
+                        outcome(rid, exc)
+                    await asyncio.sleep(0.002)
+
+            try:
+                await asyncio.gather(*(writer(k) for k in range(4)))
+            finally:
+                await astore.aclose()
+
+        asyncio.run(go())
+
+    threads = ([threading.Thread(target=sync_writer, args=(k,)) for k in range(4)] if api == "sync"
+               else [threading.Thread(target=async_writers)])
     for thread in threads:
         thread.start()
     time.sleep(1.5)
@@ -288,7 +327,7 @@ def test_writes_through_a_crash_are_never_lost_nor_doubled(pg: PgServer) -> None
         thread.join(30)
     scanned = [int(str(r.id)) for r in col.scan(batch_size=5000)]
     stored = set(scanned)
-    print(f"\nwrites through a crash: {len(acked)} acknowledged, {len(absent)} BackendUnavailable, "
+    print(f"\nwrites through a crash ({api}): {len(acked)} acknowledged, {len(absent)} BackendUnavailable, "
           f"{len(unknown)} OutcomeUnknown ({len(set(unknown) & stored)} of them written)")
     assert acked and absent + unknown, "the crash did not interrupt any write"
     assert set(acked) <= stored, sorted(set(acked) - stored)[:10]
