@@ -257,7 +257,8 @@ class RawPostgres:
                       k: int) -> AsyncIterator[Callable[[int, int], Awaitable[float]]]:
         """A psycopg-pool of ``count`` connections (opened full), each configured like :meth:`connect`
         but for the iterative scan (as before: unfiltered searches do not use it); ``count`` asyncio
-        tasks search through it."""
+        tasks search through it. (Without ``enable_seqscan = off`` here, the concurrent searches at
+        100k x 768 sorted the whole table, ~0.5 s each, and the run seemed to hang.)"""
         from pgvector.psycopg import register_vector_async
         from psycopg_pool import AsyncConnectionPool
 
@@ -268,6 +269,7 @@ class RawPostgres:
         async def configure(conn: Any) -> None:
             await register_vector_async(conn)
             await conn.execute(f"SET hnsw.ef_search = {int(ef)}")
+            await conn.execute("SET enable_seqscan = off")  # (as connect() does: it walks its index)
 
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             self.conninfo, min_size=count, max_size=count, open=False, configure=configure,
