@@ -41,6 +41,7 @@ import psycopg.errors
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from vectorstore import registry
+from vectorstore.config import redact
 from vectorstore.errors import (
     BackendUnavailable,
     CollectionNotFound,
@@ -71,7 +72,8 @@ def unavailable(settings: Settings, exc: BaseException) -> BackendUnavailable | 
     """The typed error of a failed connection attempt: ``ConfigError`` when the server refused
     the URL's user, password, database or TLS settings (retrying cannot help), else
     ``BackendUnavailable`` (down, unreachable, starting up, out of connection slots)."""
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    # (libpq does not quote the password in its messages; redacted all the same.)
+    detail = redact(str(exc).strip().splitlines()[0]) if str(exc).strip() else type(exc).__name__
     if any(refusal in detail for refusal in REFUSALS):
         return ConfigError(
             f"PostgreSQL at {settings.target} refused the connection: {detail}. Fix the user, password, "
@@ -243,8 +245,9 @@ class Connections:
 
     async def close(self) -> None:
         await self.pool.close()
-        if self._checking is not None:
-            self._checking.cancel()
+        for pending in (self._checking, self._probing):
+            if pending is not None:
+                pending.cancel()
         for task in list(self._retired):
             with contextlib.suppress(Exception):
                 await task
@@ -376,12 +379,14 @@ class Connections:
             task = asyncio.get_running_loop().create_task(stale.close(timeout=self.settings.connect_timeout))
             self._retired.add(task)
             task.add_done_callback(self._retired.discard)
+            task.add_done_callback(_consume)
         return self.pool
 
     def _check_idle(self, pool: AsyncConnectionPool[PooledConnection]) -> None:
         """A connection was found dead: check the pool's other idle ones in the background."""
         if self._checking is None or self._checking.done():
             self._checking = asyncio.get_running_loop().create_task(pool.check())
+            self._checking.add_done_callback(_consume)  # (a pool closed meanwhile: nothing to check)
 
     def lost(self, conn: AConn) -> bool:
         """Whether ``conn`` is no longer usable (its server or network went away)."""
@@ -484,3 +489,9 @@ class Connections:
             await conn.close()
             raise
         return conn
+
+
+def _consume(task: asyncio.Task[Any]) -> None:
+    """Retrieve a background task's outcome (asyncio logs an exception never retrieved)."""
+    if not task.cancelled():
+        task.exception()
