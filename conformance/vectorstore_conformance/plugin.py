@@ -25,7 +25,7 @@ pytest.register_assert_rewrite("vectorstore_conformance.suite", "vectorstore_con
 
 import vectorstore  # noqa: E402
 from vectorstore import registry  # noqa: E402
-from vectorstore.config import resolve  # noqa: E402
+from vectorstore.config import redact, resolve  # noqa: E402
 from vectorstore_conformance import guard  # noqa: E402
 
 
@@ -37,14 +37,7 @@ class Target:
     base_url: str | None = None
 
     def __str__(self) -> str:
-        return self.backend if self.base_url is None else f"{self.backend}:{_redact(self.base_url)}"
-
-
-def _redact(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return scheme + sep + rest
+        return self.backend if self.base_url is None else f"{self.backend}:{redact(self.base_url)}"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -135,7 +128,7 @@ def store(store_url: str) -> Iterator[vectorstore.Store]:
     try:
         leftover = [c.name for c in opened.list_collections()]
         assert not leftover, (
-            f"the store at {_redact(store_url)} is not empty (collections: {leftover}); the suite needs an "
+            f"the store at {redact(store_url)} is not empty (collections: {leftover}); the suite needs an "
             "empty store per test: make store_url return a fresh database, schema or file"
         )
         yield opened

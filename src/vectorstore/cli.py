@@ -16,10 +16,10 @@ from vectorstore.errors import VectorStoreError
 
 def _doctor(url: str | None, console: Console) -> int:
     import vectorstore as vs
-    from vectorstore.config import resolve
+    from vectorstore.config import redact, resolve
 
     config = resolve(url)
-    console.print(f"[bold]vectorstore doctor[/bold] {config.url}")
+    console.print(f"[bold]vectorstore doctor[/bold] {escape(redact(config.url))}")
     try:
         spec = registry.backend_for_scheme(config.scheme)
         console.print(f"backend: {spec.name} ({spec.description}), plugin version {spec.version}")

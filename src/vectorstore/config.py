@@ -3,15 +3,19 @@
 Resolution order when no URL is given:
 
 1. ``VECTORSTORE_URL``;
-2. the product spec's ``DB_HOST``, ``DB_PORT``, ``DB_NAME``, ``DB_USER``, ``DB_PASSWORD``,
-   ``DB_SSL``, ``DB_POOL_MIN``, ``DB_POOL_MAX``, ``DB_CONNECTION_TIMEOUT``,
-   ``DB_QUERY_TIMEOUT`` (used when ``DB_HOST`` or ``DB_NAME`` is set) — a PostgreSQL URL;
+2. the product spec's ``DB_HOST``, ``DB_PORT``, ``DB_NAME``, ``DB_USER``, ``DB_PASSWORD`` (or
+   ``DB_PASSWORD_FILE``, a file holding it), ``DB_SSL``, ``DB_POOL_MIN``, ``DB_POOL_MAX``,
+   ``DB_CONNECTION_TIMEOUT``, ``DB_QUERY_TIMEOUT`` (used when ``DB_HOST`` or ``DB_NAME`` is set) — a
+   PostgreSQL URL (``DB_HOST`` may be a Unix-socket directory, ``/var/run/postgresql``);
 3. ``sqlite:///./data/vectorstore.db``.
 
 Durations in ``DB_*`` variables are milliseconds when bare (``10000``), as in the
 product spec; anywhere a duration is accepted, a unit may be given (``10s``,
 ``500ms``, ``2m``). Options given as keyword arguments override URL query
 parameters.
+
+Passwords are never shown: :func:`redact` is what every message, ``repr``, log line and command
+output shows of a URL or connection string (docs/security.md).
 """
 
 from __future__ import annotations
@@ -102,12 +106,14 @@ class StoreConfig:
     every backend: the URL's query and the keywords are merged (keywords win), unknown names are an
     error, and the result's ``options`` hold every known option (defaults filled in), its ``url``
     the URL without them (a backend's driver parameters stay), and ``passthrough`` the driver
-    parameters given as keywords."""
+    parameters given as keywords. Its ``repr`` shows no secret (:func:`redact`); ``url`` itself
+    holds the password, for the backend: never print it as it is."""
 
-    url: str
+    url: str = attrs.field(repr=lambda url: repr(redact(url)))
     scheme: str
-    options: Mapping[str, Any] = attrs.field(factory=dict)
-    passthrough: Mapping[str, str] = attrs.field(factory=dict)
+    options: Mapping[str, Any] = attrs.field(factory=dict, repr=lambda options: repr(redacted_options(options)))
+    passthrough: Mapping[str, str] = attrs.field(factory=dict,
+                                                 repr=lambda options: repr(redacted_options(options)))
 
     @property
     def parts(self) -> urllib.parse.SplitResult:
@@ -157,19 +163,89 @@ class StoreConfig:
         return StoreConfig(url=url, scheme=self.scheme, options={**known, **ours}, passthrough=passthrough)
 
 
+#: libpq connection parameters whose values are secrets: :func:`redact` never shows them.
+SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+#: What a hidden secret is shown as.
+MASK = "***"
+
+_URL_START = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# ``key=value`` of a secret parameter in a libpq connection string (``host=db password=...``): the
+# value is single-quoted (backslash escapes inside; an unclosed quote runs to the end) or runs to
+# the next white space (backslash escapes too), as libpq reads it.
+_KEY_VALUE_SECRET = re.compile(
+    r"\b(" + "|".join(sorted(SECRET_PARAMETERS)) + r")(\s*=\s*)('(?:\\[\s\S]|[^'\\])*'?|(?:\\[\s\S]|[^\s\\])*)",
+    re.IGNORECASE)
+# ``user:password@`` anywhere in a text that is not a URL (a URL missing its ``://``, a message).
+_USERINFO = re.compile(r"([^\s:/@'\"]*):[^\s@]*@")
+
+
+def redact(text: str) -> str:
+    """``text`` as it may be shown (messages, reprs, logs, command output), whatever it is: a store
+    URL, a libpq connection string (``host=db password=...``) given where a URL was expected, or a
+    message quoting either. A URL keeps its scheme, user, hosts, path and options, with its password
+    shown as ``***`` (``postgresql://app:***@db/app``) and so the value of every secret option
+    (:data:`SECRET_PARAMETERS`: ``?password=***``); in any other text, the values of secret
+    ``key=value`` parameters and the password of anything shaped like ``user:password@`` are masked.
+
+    The one redaction of the project: every place that may show a URL or a connection string goes
+    through it (or :func:`display_url`, built on it). When unsure what is a password, it hides more
+    (a URL whose user part is ambiguous loses up to its last ``@``), never less."""
+    if not _URL_START.match(text):
+        return _USERINFO.sub(lambda m: f"{m.group(1)}:{MASK}@", _mask_key_values(text))
+    scheme, user, has_password, rest = _split_url(text)
+    base, question, query = rest.partition("?")
+    shown = f"{scheme}://"
+    if user is not None:
+        shown += f"{user}:{MASK}@" if has_password else f"{user}@"
+    return shown + _mask_key_values(base) + question + _mask_query(query)
+
+
 def display_url(url: str) -> str:
-    """``url`` as it may be shown (metrics labels, logs): scheme, user, host, port and path, never
-    the password nor the options (which may hold credentials too)."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:  # (an IPv6 address)
-        host = f"[{host}]"
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    user = f"{parts.username}@" if parts.username else ""
-    return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+    """``url`` as a short name of its store (metrics labels): scheme, user, hosts, port and path,
+    never the password nor the options (which may hold credentials too). Anything that is not a
+    URL is shown as :func:`redact` shows it."""
+    if not _URL_START.match(url):
+        return redact(url)
+    scheme, user, _, rest = _split_url(url)
+    base = rest.partition("?")[0].partition("#")[0]
+    return f"{scheme}://{user + '@' if user else ''}{_mask_key_values(base)}"
+
+
+def _split_url(url: str) -> tuple[str, str | None, bool, str]:
+    """A URL's scheme (lower case), user (None without an ``@``), whether it gives a password, and
+    the rest (hosts, path, query). The user part ends at the last ``@`` before the query (or, when
+    there is none before it, the last ``@`` at all, unless a path comes first): wherever libpq (which
+    does not stop at ``?`` or ``#``) or Python (which takes the last ``@``) finds a password, it is
+    inside."""
+    scheme, _, rest = url.partition("://")
+    slash = rest.find("/")
+    query = rest.find("?", max(slash, 0))
+    at = rest.rfind("@", 0, query) if query >= 0 else -1
+    if at < 0 and (slash < 0 or query < 0):
+        at = rest.rfind("@")
+    if at < 0:
+        return scheme.lower(), None, False, rest
+    user, _, password = rest[:at].partition(":")
+    return scheme.lower(), user, bool(password), rest[at + 1:]
+
+
+def _mask_key_values(text: str) -> str:
+    return _KEY_VALUE_SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+
+
+def _mask_query(query: str) -> str:
+    pieces = []
+    for piece in query.split("&") if query else ():
+        key, equals, _ = piece.partition("=")
+        if equals and urllib.parse.unquote(key).strip().lower() in SECRET_PARAMETERS:
+            piece = f"{key}={MASK}"
+        pieces.append(piece)
+    return "&".join(pieces)
+
+
+def redacted_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` (keyword options, libpq parameters) with the values of secret ones masked."""
+    return {key: MASK if str(key).lower() in SECRET_PARAMETERS else value for key, value in options.items()}
 
 
 def env_url(environ: Mapping[str, str] | None = None) -> tuple[str, dict[str, Any]]:
@@ -179,9 +255,11 @@ def env_url(environ: Mapping[str, str] | None = None) -> tuple[str, dict[str, An
         return env["VECTORSTORE_URL"], {}
     if env.get("DB_HOST") or env.get("DB_NAME"):
         user = urllib.parse.quote(env.get("DB_USER", "postgres"), safe="")
-        password = env.get("DB_PASSWORD")
+        password = env_password(env)
         auth = user + (":" + urllib.parse.quote(password, safe="") if password else "")
         host = env.get("DB_HOST", "localhost")
+        if host.startswith("/"):  # a Unix-socket directory: percent-encoded, as libpq reads it
+            host = urllib.parse.quote(host, safe="")
         port = parse_int(env.get("DB_PORT", "5432"), "DB_PORT", 1, 65535)
         name = urllib.parse.quote(env.get("DB_NAME", "postgres"), safe="")
         url = f"postgresql://{auth}@{host}:{port}/{name}"
@@ -200,15 +278,51 @@ def env_url(environ: Mapping[str, str] | None = None) -> tuple[str, dict[str, An
     return DEFAULT_URL, {}
 
 
+def env_password(env: Mapping[str, str]) -> str | None:
+    """``DB_PASSWORD``, or the contents of the file ``DB_PASSWORD_FILE`` names (a mounted secret)
+    without its one trailing line break; None when neither is set. ConfigError when both are set,
+    or when the file cannot be read, is not UTF-8 or is empty (the message names the file, never its
+    contents)."""
+    path = env.get("DB_PASSWORD_FILE")
+    if not path:
+        return env.get("DB_PASSWORD") or None
+    if env.get("DB_PASSWORD"):
+        raise ConfigError("both DB_PASSWORD and DB_PASSWORD_FILE are set; set only one of them (DB_PASSWORD_FILE "
+                          "names a file holding the password, e.g. a mounted secret)")
+    try:
+        with open(path, "rb") as file:
+            raw = file.read()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"DB_PASSWORD_FILE names {path!r}, which cannot be read ({reason}); point it at a "
+                          "readable file holding the password, or unset it") from None
+    try:
+        password = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"the file DB_PASSWORD_FILE names ({path!r}) is not UTF-8 text; write the password "
+                          "in it as UTF-8") from None
+    password = password.removesuffix("\n").removesuffix("\r")
+    if not password:
+        raise ConfigError(f"the file DB_PASSWORD_FILE names ({path!r}) is empty; write the password in it, or "
+                          "unset DB_PASSWORD_FILE to connect without one")
+    return password
+
+
 def resolve(url: str | None = None, options: Mapping[str, Any] | None = None,
             environ: Mapping[str, str] | None = None) -> StoreConfig:
     """Build a :class:`StoreConfig` from a URL (or the environment) and keyword options."""
     merged: dict[str, Any] = {}
     if url is None:
         url, merged = env_url(environ)
-    if not isinstance(url, str) or "://" not in url:
+    if not isinstance(url, str):
+        raise ConfigError(f"the store URL must be a string, got {type(url).__name__}; use sqlite:///path.db, "
+                          "postgresql://user@host/db or memory://")
+    if "://" not in url:
+        # (Shown redacted: it may be a libpq connection string, "host=db password=...".)
         raise ConfigError(
-            f"store URL {url!r} has no scheme; use sqlite:///path.db, postgresql://user@host/db or memory://"
+            f"store URL {redact(url)!r} has no scheme; use sqlite:///path.db, postgresql://user@host/db or "
+            "memory:// (a libpq connection string such as 'host=db dbname=app' is not a store URL: write it as "
+            "postgresql://user@db/app, its other parameters as ?name=value options)"
         )
     parts = urllib.parse.urlsplit(url)
     scheme = parts.scheme.lower()

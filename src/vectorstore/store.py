@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from typing import Any, TypeVar
 
 from vectorstore import registry
-from vectorstore.config import display_url, parse_bool, resolve
+from vectorstore.config import display_url, parse_bool, redact, resolve
 from vectorstore.errors import (
     CollectionExists,
     InvalidFilter,
@@ -87,14 +87,21 @@ def _instruments(backend: Backend, options: Mapping[str, Any], url: str) -> Inst
 
 
 class AsyncStore:
-    """A store: a set of named collections on one backend."""
+    """A store: a set of named collections on one backend.
+
+    ``url`` is the store's URL as it may be shown: its password, and any secret option, masked
+    (:func:`vectorstore.config.redact`). Neither it nor the ``repr`` holds a secret."""
 
     def __init__(self, backend: Backend, url: str = "") -> None:
         # Every call goes through the cross-cutting layer (deadlines, retries, breaker, instruments).
         self._layer = backend if isinstance(backend, ResilientBackend) else ResilientBackend(
             backend, Policy(), Instruments())
         self._closed = False
-        self.url = url
+        self.url = redact(url)
+
+    def __repr__(self) -> str:
+        state = " closed" if self._closed else ""
+        return f"<AsyncStore {self.url or '(no URL)'} backend={self._layer.name}{state}>"
 
     @property
     def backend(self) -> Backend:

@@ -158,7 +158,11 @@ class Store:
 
     @property
     def url(self) -> str:
+        """The store's URL as it may be shown (password and secret options masked)."""
         return self._inner.url
+
+    def __repr__(self) -> str:
+        return "<Store" + repr(self._inner).removeprefix("<AsyncStore")
 
     @property
     def layer(self) -> ResilientBackend:

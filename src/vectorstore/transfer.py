@@ -40,7 +40,7 @@ from typing import Any, Protocol
 import attrs
 import numpy as np
 
-from vectorstore.config import resolve
+from vectorstore.config import redact, resolve
 from vectorstore.errors import CollectionExists, ConfigError, NotSupported, VectorStoreError
 from vectorstore.migrate.checksum import (
     TableChecksum,
@@ -130,6 +130,9 @@ class CollectionSummary:
 
 @attrs.frozen(slots=True)
 class ExportReport:
+    """What an export copied: ``source`` and ``destination`` are the stores' URLs as they may be
+    shown (:attr:`AsyncStore.url <vectorstore.store.AsyncStore>`: no password)."""
+
     source: str
     destination: str
     collections: list[CollectionSummary]
@@ -220,10 +223,10 @@ async def check_urls(source_url: str, destination_url: str) -> None:
         source.scheme == destination.scheme == "sqlite"
         and source_path(source.url).resolve() == source_path(destination.url).resolve())
     if same and source.scheme != "memory":  # (every memory:// URL is a store of its own)
-        raise ConfigError(f"the source and the destination are the same store ({source.url}); export to another "
-                          "URL (for example sqlite:///backup.db)")
+        raise ConfigError(f"the source and the destination are the same store ({redact(source.url)}); export to "
+                          "another URL (for example sqlite:///backup.db)")
     if await _exists(source_url) is False:
-        raise ConfigError(f"there is no vectorstore store at the source {_redact(source.url)}, so there is nothing to "
+        raise ConfigError(f"there is no vectorstore store at the source {redact(source.url)}, so there is nothing to "
                           "export (nothing was created); check the URL")
     await _exists(destination_url)  # (a malformed destination URL raises here, before anything is written)
 
@@ -393,8 +396,8 @@ def run_cli(source_url: str, destination_url: str, *, overwrite: bool, batch_siz
     check_batch_size(batch_size)
     progress: _RichProgress | _PlainProgress
     progress = _RichProgress(console) if console.is_terminal else _PlainProgress(console)
-    console.print(f"[bold]vectorstore export[/bold] {_redact(resolve(source_url).url)} → "
-                  f"{_redact(resolve(destination_url).url)}")
+    console.print(f"[bold]vectorstore export[/bold] {redact(resolve(source_url).url)} → "
+                  f"{redact(resolve(destination_url).url)}")
     try:
         with progress:
             report = asyncio.run(export_urls(source_url, destination_url, overwrite=overwrite,
@@ -408,14 +411,6 @@ def run_cli(source_url: str, destination_url: str, *, overwrite: bool, batch_siz
         seq = f", id sequence at {summary.last_id}" if summary.last_id is not None else ""
         console.print(f"  {summary.name}: {summary.records:,} record(s), checksum {summary.checksum[:16]}{seq}")
     return 0
-
-
-def _redact(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest.split("/", 1)[0]:
-        auth, host = rest.split("@", 1)
-        rest = (auth.split(":", 1)[0] + ":***@" if ":" in auth else auth + "@") + host
-    return scheme + sep + rest
 
 
 class _PlainProgress:

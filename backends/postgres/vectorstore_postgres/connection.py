@@ -22,7 +22,7 @@ import attrs
 import psycopg
 from psycopg.types import TypeInfo
 
-from vectorstore.config import StoreConfig, parse_duration, parse_int
+from vectorstore.config import MASK, StoreConfig, parse_duration, parse_int, redact, redacted_options
 from vectorstore.errors import ConfigError
 from vectorstore_postgres import codecs
 from vectorstore_postgres.dialect import Dialect
@@ -82,10 +82,13 @@ def libpq_keywords() -> frozenset[str]:
 
 @attrs.frozen(slots=True)
 class Settings:
-    """Everything the backend needs to connect, parsed and checked."""
+    """Everything the backend needs to connect, parsed and checked. Its ``repr`` shows no secret:
+    the URL redacted, secret libpq parameters masked (:func:`vectorstore.config.redact`)."""
 
-    conninfo: str  # URL without vectorstore's own query parameters (may hold a password)
-    libpq: Mapping[str, str]  # extra libpq parameters given as options
+    # The URL without vectorstore's own query parameters: it may hold a password (never print it).
+    conninfo: str = attrs.field(repr=lambda conninfo: repr(redact(conninfo)))
+    # Extra libpq parameters given as keyword options (``password`` among them, perhaps).
+    libpq: Mapping[str, str] = attrs.field(repr=lambda libpq: repr(redacted_options(libpq)))
     pool_min: int
     pool_max: int
     connect_timeout: float
@@ -99,9 +102,12 @@ class Settings:
 
     @property
     def target(self) -> str:
-        """``host:port/db`` for messages: never the password."""
+        """``user@host:port/db`` for messages: never the password. (A connection given by an entry of
+        the service file, ``?service=name``, and no host: ``service name``.)"""
         params = psycopg.conninfo.conninfo_to_dict(self.conninfo)
         params.update(self.libpq)
+        if params.get("service") and not (params.get("host") or params.get("hostaddr")):
+            return f"service {params['service']}"  # (host, database and user are in the service file)
         host = str(params.get("host") or params.get("hostaddr") or "localhost")
         port = params.get("port")
         db = params.get("dbname") or params.get("user") or "(default database)"
@@ -143,6 +149,7 @@ def parse_settings(config: StoreConfig) -> Settings:
     connect_timeout = parse_duration(merged["connect_timeout"], "s", "connect_timeout")
     statement_timeout = parse_duration(merged["statement_timeout"], "s", "statement_timeout")
     conninfo = bound.url
+    check_conninfo(conninfo, libpq_extra)
     return Settings(
         conninfo=conninfo, libpq=libpq_extra, pool_min=pool_min, pool_max=pool_max,
         connect_timeout=connect_timeout, statement_timeout=statement_timeout, schema=schema,
@@ -152,6 +159,22 @@ def parse_settings(config: StoreConfig) -> Settings:
         rebuild_index_above=parse_int(merged["rebuild_index_above"], "rebuild_index_above", 1, 2**62),
         index_build_memory=parse_size(merged["index_build_memory"], "index_build_memory"),
     )
+
+
+def check_conninfo(conninfo: str, libpq: Mapping[str, str]) -> None:
+    """ConfigError, without a secret, when libpq cannot read the URL (a password with an unescaped
+    ``%``, a port that is not a number...). libpq's own message may quote a piece of the password:
+    only the quoted parameter names are kept of it."""
+    try:
+        psycopg.conninfo.conninfo_to_dict(conninfo, **libpq)
+    except psycopg.ProgrammingError as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = re.sub(r'"([^"]*)"', lambda m: m.group(0) if m.group(1) in libpq_keywords() else f'"{MASK}"',
+                        detail)
+        raise ConfigError(
+            f"libpq cannot read the PostgreSQL URL {redact(conninfo)} ({redact(detail)}); write it as "
+            "postgresql://user:password@host:port/database?name=value, with the characters @ : / ? # % & = and "
+            "spaces of the user, password and database percent-encoded (%40 for @, %25 for %...)") from None
 
 
 # -- per-connection set-up --------------------------------------------------------

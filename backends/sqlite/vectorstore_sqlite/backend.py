@@ -40,7 +40,7 @@ import attrs
 import numpy as np
 
 from vectorstore import registry
-from vectorstore.config import StoreConfig, parse_duration, parse_int
+from vectorstore.config import StoreConfig, parse_duration, parse_int, redact
 from vectorstore.errors import (
     BackendUnavailable,
     CollectionExists,
@@ -143,11 +143,12 @@ def parse_settings(config: StoreConfig) -> Settings:
     parts = urllib.parse.urlsplit(config.url)
     example = "use sqlite:///relative/path.db or sqlite:////absolute/path.db"
     if parts.netloc:
-        raise ConfigError(f"sqlite URLs have no host, but {config.url!r} names {parts.netloc!r}; {example}")
+        shown = redact(config.url)  # (the part before the path may hold a password)
+        raise ConfigError(f"sqlite URLs have no host, but {shown!r} names one before its path; {example}")
     raw = urllib.parse.unquote(parts.path)
     if not raw.startswith("/") or raw in ("/", "/:memory:") or raw.endswith("/"):
         raise ConfigError(
-            f"{config.url!r} does not name a database file; {example} (for a throwaway in-memory store use memory://)"
+            f"{redact(config.url)!r} does not name a database file; {example} (for a throwaway in-memory store use memory://)"
         )
     # Collections with fewer vectors than exact_search_below are searched exactly; larger ones
     # through quantized codes re-ranked exactly (see quantized.py). 0: the codes at any size.

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape
 
+from vectorstore.config import redact
 from vectorstore.errors import ConfigError, VectorStoreError
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def _urls(args: argparse.Namespace) -> dict[str, str]:
     for item in args.url:
         name, sep, url = str(item).partition("=")
         if not sep or not name.strip() or not url.strip():
-            raise ConfigError(f"--url takes NAME=URL (a backend's name, then its base URL), got {item!r}")
+            raise ConfigError(f"--url takes NAME=URL (a backend's name, then its base URL), got {redact(str(item))!r}")
         urls[name.strip()] = url.strip()
     if args.postgres_url:
         urls["postgres"] = args.postgres_url

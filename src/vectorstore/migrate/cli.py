@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from vectorstore.config import redact
 from vectorstore.errors import VectorStoreError
 
 from .engine import (
@@ -103,7 +104,7 @@ def _form(args: argparse.Namespace) -> tuple[str, list[str]]:
     operands = words if form == "migrate" else words[1:]
     if len(operands) != len(expected.split()):
         raise BadArgument(f"`vectorstore migrate{'' if form == 'migrate' else ' ' + form}` takes {expected}, got "
-                          f"{len(operands)} word(s): {' '.join(operands) or '(none)'}. Usage: {USAGE}")
+                          f"{len(operands)} word(s): {' '.join(map(redact, operands)) or '(none)'}. Usage: {USAGE}")
     # (Identity, not equality: --batch-size 0 is given, and 0 == False.)
     given = [dest for dest in _FLAGS if getattr(args, dest) is not None and getattr(args, dest) is not False]
     refused = [_FLAGS[dest] for dest in given if dest not in _FORM_OPTIONS[form]]

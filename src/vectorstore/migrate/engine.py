@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from vectorstore import registry
-from vectorstore.config import resolve
+from vectorstore.config import redact, resolve
 from vectorstore.errors import BackendUnavailable, CollectionNotFound, NotSupported, VectorStoreError
 from vectorstore.records import Record
 from vectorstore.schema import MAX_DIM
@@ -117,7 +117,7 @@ def check_target_url(url: object, source: str | None = None) -> str:
     if source is not None and config.scheme == "sqlite":
         target = source_path(url)
         if target.exists() and target.resolve() == source_path(source).resolve():
-            raise BadArgument(f"the target {url!r} is the source file itself; the source is never written: "
+            raise BadArgument(f"the target {redact(url)!r} is the source file itself; the source is never written: "
                               "migrate into another store")
     return url
 
@@ -186,17 +186,6 @@ class Tracking:
 
 
 # -- the target ----------------------------------------------------------------------------
-
-
-def redact(url: str) -> str:
-    """The URL without a password."""
-    import urllib.parse
-
-    parts = urllib.parse.urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
-        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 async def target_exists(url: str) -> bool:

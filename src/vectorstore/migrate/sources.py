@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from vectorstore.config import redact
 from vectorstore.errors import CollectionNotFound, InvalidInput
 from vectorstore.memory import schema as memory_schema
 from vectorstore.records import Record
@@ -321,24 +322,25 @@ class VectorStoreFile(Source):
 
 async def open_source(source: str, dim: int | None = None) -> Source:
     path = source_path(source)
+    shown = redact(source)  # (a store URL given as SOURCE may hold a password)
     if not path.is_file():
-        raise SourceError(f"source {source!r}: no such file ({path})")
+        raise SourceError(f"source {shown!r}: no such file ({redact(str(path))})")
     db = SourceDB(path)
     try:
         kind, variant = agentdb.detect(db)
     except Exception as exc:
         db.close()
-        raise SourceError(f"source {source!r} is not an SQLite database ({exc})") from None
+        raise SourceError(f"source {shown!r} is not an SQLite database ({exc})") from None
     if kind == "vectorstore":
         db.close()
         if dim is not None:
-            raise SourceError(f"--dim {dim}: the source {source!r} is a vectorstore store, whose collections keep "
+            raise SourceError(f"--dim {dim}: the source {shown!r} is a vectorstore store, whose collections keep "
                               "their own dimensions; --dim applies to AgentDB files only. Leave it out")
         vs = VectorStoreFile(path)
         await vs.open()
         return vs
     if kind != "agentdb":
         db.close()
-        raise SourceError(f"source {source!r} is an SQLite file but neither an AgentDB file (no episodes, skills, "
+        raise SourceError(f"source {shown!r} is an SQLite file but neither an AgentDB file (no episodes, skills, "
                           "reasoning_patterns, causal_edges or agentdb_config table) nor a vectorstore store")
     return AgentDBFile(path, db, variant, dim)
