@@ -792,3 +792,31 @@ def test_sqlite_collection_without_vectors_is_the_row_table_alone(store: vs.Stor
     backend = backend_of(store)
     query = np.ones((1, 1), dtype=np.float32)
     assert store.run(backend.search(col.spec, query, 5, parse_filter(None, col.spec), None, None, False)) == [[]]
+
+
+def test_new_store_files_are_private_to_their_owner(tmp_path: Path) -> None:
+    """A new database file and its -wal and -shm are 0600 whatever the umask allows (agent memory
+    on a shared host is not for every user), and so is a file export creates; an existing file
+    keeps its mode."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        store = vs.connect(url(tmp_path / "new.db"))
+        store.create_collection("c", dim=2).upsert([{"id": "a", "vector": [1, 0]}])
+        for name in ("new.db", "new.db-wal", "new.db-shm"):
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+        store.close()
+        from vectorstore.transfer import export_urls
+
+        exported = tmp_path / "backup.db"
+        asyncio.run(export_urls(url(tmp_path / "new.db"), url(exported)))
+        assert stat.S_IMODE(exported.stat().st_mode) == 0o600
+        shared = tmp_path / "shared.db"
+        shared.touch(mode=0o640)
+        shared.chmod(0o640)
+        vs.connect(url(shared)).close()
+        assert stat.S_IMODE(shared.stat().st_mode) == 0o640
+    finally:
+        os.umask(old)

@@ -308,6 +308,7 @@ class SqliteBackend:
             ) from exc
         if path.is_dir():
             raise BackendUnavailable(f"{path} is a directory, not a database file; put a file name in the URL")
+        _create_private(path)
         self._writer = writer = await self._connect(reader=False)
         with self._errors():
             # WAL lets readers run beside the writer; it is a property of the file, set once.
@@ -944,3 +945,17 @@ def _now() -> str:
 def _json_ids(ids: Sequence[RecordId]) -> str:
     """Ids as one JSON array parameter (read back by ``json_each``): one bound value, however many ids."""
     return json.dumps(list(ids), ensure_ascii=False)
+
+
+def _create_private(path: Path) -> None:
+    """Create a new database file readable and writable by its owner alone (0600: agent memories
+    and watch histories are not for every user of a shared host). SQLite gives the -wal and -shm
+    files the database file's permissions. An existing file keeps the mode it has."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise BackendUnavailable(
+            f"cannot create the SQLite database {path} ({exc}); choose a path you can write to") from exc
+    os.close(fd)
