@@ -22,8 +22,18 @@ def test_db_variables_build_a_postgres_url_with_options() -> None:
            "DB_CONNECTION_TIMEOUT": "30000", "DB_QUERY_TIMEOUT": "10s"}
     url, options = env_url(env)
     assert url == "postgresql://app:p%40ss%3Aw%2Frd@db.internal:6432/media"
-    assert options == {"sslmode": "require", "pool_min": 3, "pool_max": 20, "connect_timeout": 30.0,
-                       "statement_timeout": 10.0}
+    assert options == {"sslmode": "verify-full", "sslrootcert": "system", "pool_min": 3, "pool_max": 20,
+                       "connect_timeout": 30.0, "statement_timeout": 10.0}
+
+
+def test_db_ssl_means_the_server_is_verified() -> None:
+    """DB_SSL=true verifies the server's certificate and name (verify-full), against DB_SSL_ROOT_CERT
+    or the system's CAs; require would only encrypt, accepting any server on the path."""
+    base = {"DB_HOST": "db.internal", "DB_SSL": "true"}
+    assert env_url(base)[1] == {"sslmode": "verify-full", "sslrootcert": "system"}
+    assert env_url({**base, "DB_SSL_ROOT_CERT": "/etc/ssl/db-ca.crt"})[1] == {
+        "sslmode": "verify-full", "sslrootcert": "/etc/ssl/db-ca.crt"}
+    assert env_url({**base, "DB_SSL": "false"})[1] == {"sslmode": "disable"}
 
 
 def test_postgres_scheme_alias() -> None:

@@ -4,7 +4,8 @@ Resolution order when no URL is given:
 
 1. ``VECTORSTORE_URL``;
 2. the product spec's ``DB_HOST``, ``DB_PORT``, ``DB_NAME``, ``DB_USER``, ``DB_PASSWORD`` (or
-   ``DB_PASSWORD_FILE``, a file holding it), ``DB_SSL``, ``DB_POOL_MIN``, ``DB_POOL_MAX``,
+   ``DB_PASSWORD_FILE``, a file holding it), ``DB_SSL`` (true: ``sslmode=verify-full``, against
+   ``DB_SSL_ROOT_CERT`` or the system's CAs), ``DB_POOL_MIN``, ``DB_POOL_MAX``,
    ``DB_CONNECTION_TIMEOUT``, ``DB_QUERY_TIMEOUT`` (used when ``DB_HOST`` or ``DB_NAME`` is set) — a
    PostgreSQL URL (``DB_HOST`` may be a Unix-socket directory, ``/var/run/postgresql``);
 3. ``sqlite:///./data/vectorstore.db``.
@@ -265,7 +266,14 @@ def env_url(environ: Mapping[str, str] | None = None) -> tuple[str, dict[str, An
         url = f"postgresql://{auth}@{host}:{port}/{name}"
         options: dict[str, Any] = {}
         if "DB_SSL" in env:
-            options["sslmode"] = "require" if parse_bool(env["DB_SSL"], "DB_SSL") else "disable"
+            # TLS means the server is verified, not only that the traffic is encrypted (require
+            # would accept anyone on the path who answers with any certificate): verify-full, against
+            # DB_SSL_ROOT_CERT when given, else the system's trusted CAs (libpq >= 16).
+            if parse_bool(env["DB_SSL"], "DB_SSL"):
+                options["sslmode"] = "verify-full"
+                options["sslrootcert"] = env.get("DB_SSL_ROOT_CERT") or "system"
+            else:
+                options["sslmode"] = "disable"
         if "DB_POOL_MIN" in env:
             options["pool_min"] = parse_int(env["DB_POOL_MIN"], "DB_POOL_MIN", 0, 1000)
         if "DB_POOL_MAX" in env:

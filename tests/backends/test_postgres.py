@@ -1207,3 +1207,33 @@ def test_collection_without_vectors_has_no_vector_column_or_index(url: str, serv
         spec, pending = conn.execute(sql.SQL("SELECT spec, index_pending_since FROM {} WHERE name = 'notes'").format(
             sql.Identifier(schema, migrations.CATALOG_TABLE))).fetchone()
         assert (spec["dim"], spec["metric"], spec["index"], pending) == (None, None, None, None)
+
+
+@pytest.mark.parametrize(("host", "tls", "sslmode", "ok", "says"), [
+    ("db.example.com", False, "disable", None, "not encrypted"),
+    ("db.example.com", True, "require", None, "not verified (sslmode=require)"),
+    ("db.example.com", True, "", None, "not verified (sslmode=prefer)"),
+    ("db.example.com", True, "verify-ca", None, "not verified (sslmode=verify-ca)"),
+    ("db.example.com", True, "verify-full", True, "verified"),
+    ("/var/run/postgresql", False, "", True, "not encrypted"),
+    ("127.0.0.1", True, "require", True, "not verified"),
+])
+def test_doctor_warns_of_a_remote_connection_unencrypted_or_unverified(host: str, tls: bool, sslmode: str,
+                                                                       ok: bool | None, says: str) -> None:
+    """A connection leaving the machine must be encrypted and the server verified (verify-full);
+    below that doctor warns (ok None) and says what to add. Local connections are fine."""
+    from vectorstore_postgres.backend import tls_check
+
+    check = tls_check(host, tls, sslmode)
+    assert check.ok is ok and says in check.detail, check
+    assert ("verify-full" in check.fix) is (ok is None)
+
+
+def test_doctor_reports_the_tls_of_its_own_connection(url: str) -> None:
+    async def go() -> None:
+        store, _ = await open_pg(url)
+        checks = {c.name: c for c in await store.doctor()}
+        assert checks["tls"].ok is True and "not encrypted" in checks["tls"].detail  # (a local socket)
+        await store.aclose()
+
+    run(go())

@@ -69,6 +69,23 @@ __all__ = [
 ]
 
 
+def tls_check(host: str, tls: bool, sslmode: str) -> Check:
+    """doctor's verdict on a connection's encryption: a warning when a connection that leaves this
+    machine is not encrypted, or is encrypted without checking whose certificate it is (sslmode
+    below verify-full lets anyone on the path pose as the server)."""
+    local = host.startswith("/") or host in ("localhost", "127.0.0.1", "::1")
+    if tls and sslmode == "verify-full":
+        return Check("tls", True, "the connection is encrypted (TLS) and the server's certificate and name verified")
+    if tls:
+        mode = sslmode or "prefer"
+        return Check("tls", True if local else None,
+                     f"the connection is encrypted (TLS) but the server is not verified (sslmode={mode})",
+                     "" if local else "use ?sslmode=verify-full&sslrootcert=/path/to/ca.crt so only the real "
+                                      "server is accepted")
+    return Check("tls", True if local else None, f"the connection to {host} is not encrypted",
+                 "" if local else "add ?sslmode=verify-full&sslrootcert=/path/to/ca.crt to the URL")
+
+
 async def open_backend(config: StoreConfig) -> PostgresBackend:
     """Connect, detect the dialect, migrate, and open the pool."""
     settings, setup = await prepare_database(config)
@@ -235,6 +252,7 @@ class PostgresBackend:
                 version, timeout, user, database = row
                 tls = conn.pgconn.ssl_in_use
                 host = conn.info.host
+                sslmode = next((o.val.decode() for o in conn.pgconn.info if o.keyword == b"sslmode" and o.val), "")
                 cur = await conn.execute(sql.SQL("SELECT spec FROM {}").format(self._catalog.table))
                 specs = [CollectionSpec.from_dict(r[0]) for r in await cur.fetchall()]
                 pending = await pending_indexes(conn, self.settings.schema)
@@ -249,12 +267,7 @@ class PostgresBackend:
         checks.append(Check("statement timeout", True if timeout != "0" else None,
                             f"{timeout} (statement_timeout option: {self.settings.statement_timeout:g}s)",
                             "" if timeout != "0" else "set statement_timeout=10s so a runaway query cannot hang"))
-        local = host.startswith("/") or host in ("localhost", "127.0.0.1", "::1")
-        if tls:
-            checks.append(Check("tls", True, "the connection is encrypted (TLS)"))
-        else:
-            checks.append(Check("tls", True if local else None, f"the connection to {host} is not encrypted",
-                                "" if local else "add ?sslmode=require (or verify-full) to the URL"))
+        checks.append(tls_check(host, tls, sslmode))
         checks.append(Check("schema", True, f"tables live in schema {self.settings.schema!r}; "
                                             f"{len(specs)} collection(s)"))
         for spec in specs:
