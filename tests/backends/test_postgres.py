@@ -7,8 +7,10 @@ import asyncio
 import contextlib
 import functools
 import tempfile
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -1237,3 +1239,29 @@ def test_doctor_reports_the_tls_of_its_own_connection(url: str) -> None:
         await store.aclose()
 
     run(go())
+
+
+def test_sigterm_stops_the_embedded_server_of_a_process() -> None:
+    """A process that started the embedded server (a test session, `vectorstore bench`) and is
+    stopped with SIGTERM stops the server and deletes its files, rather than leaving it orphaned."""
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import time; from vectorstore_postgres.testing import embedded_server_url; "
+            "print(embedded_server_url(), flush=True); time.sleep(120)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        socket_dir = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["host"][0]
+        data = Path(socket_dir)
+        assert (data / "postmaster.pid").exists(), url
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert not data.exists() or not (data / "postmaster.pid").exists()
+    assert not data.parent.exists()  # (the whole temporary directory is gone)

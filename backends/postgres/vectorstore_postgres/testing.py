@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import urllib.parse
@@ -38,7 +39,24 @@ def embedded_server_url() -> str:
             atexit.register(shutil.rmtree, parent, True)
             server = get_server(parent / "pgdata", cleanup_mode="delete")
             _embedded_url = str(server.get_uri())
+            _exit_on_sigterm()
         return _embedded_url
+
+
+def _exit_on_sigterm() -> None:
+    """Make SIGTERM (``kill``, a CI runner's timeout) end this process as Ctrl-C does, so its
+    cleanup and the atexit hooks run and stop the server and delete its files: by default SIGTERM
+    ends the process at once and leaves the server running, orphaned. (KeyboardInterrupt, not
+    SystemExit: pytest reports a SystemExit as one failed test and goes on.) Only from the main
+    thread, and only when no handler of the application's is installed."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminated)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def with_query(url: str, **params: str) -> str:
