@@ -312,8 +312,7 @@ class Connections:
             try:
                 await conn.execute("")
             except psycopg.Error:
-                await self.release(pool, conn)  # (the pool discards it: it is closed)
-                self._check_idle(pool)
+                await self.release(pool, conn, dead=True)  # (the pool discards it: it is closed)
                 continue
             except BaseException:
                 await self.release(pool, conn)
@@ -341,7 +340,13 @@ class Connections:
         self.wait_seconds += now - asked
         conn.taken_at = now
 
-    async def release(self, pool: AsyncConnectionPool[PooledConnection], conn: PooledConnection) -> None:
+    async def release(self, pool: AsyncConnectionPool[PooledConnection], conn: PooledConnection, *,
+                      dead: bool = False) -> None:
+        """Give ``conn`` back to ``pool``. A connection found ``dead``, or lost (its server or
+        network went away), is discarded by the pool, and the pool's other idle connections are
+        checked in the background: they likely died with it."""
+        if dead or self.lost(conn):
+            self._check_idle(pool)
         self.in_use -= 1
         now = conn.returned_at = time.monotonic()
         if conn.taken_at:
@@ -410,8 +415,6 @@ class Connections:
             with translate_errors(self.settings, collection, write=write):
                 yield conn
         finally:
-            if self.lost(conn):
-                self._check_idle(pool)
             await self.release(pool, conn)
 
     @contextlib.asynccontextmanager
@@ -453,16 +456,14 @@ class Connections:
                     # Never commit after a lost race, even when the block caught the TransactionConflict.
                     state.check()
         finally:
-            if self.lost(conn):
-                self._check_idle(pool)
             await self.release(pool, conn)
 
     async def leased(self, collection: str, work: Callable[[AConn], Awaitable[T]]) -> T:
         """``work`` run on a pooled connection the caller holds alone: the search's hot path.
 
         Without :meth:`connection`'s context-manager layer (context managers were measured at
-        tens of microseconds of a ~1 ms search); errors translated the same way. putconn() discards a connection left
-        mid-statement."""
+        tens of microseconds of a ~1 ms search); errors translated the same way. putconn()
+        discards a connection left mid-statement."""
         pool, conn = await self.acquire()
         try:
             return await work(conn)
@@ -472,8 +473,6 @@ class Connections:
                 raise
             raise typed from typed.__cause__
         finally:
-            if self.lost(conn):
-                self._check_idle(pool)
             await self.release(pool, conn)
 
     async def dedicated(self) -> AConn:
